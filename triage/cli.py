@@ -1,0 +1,85 @@
+"""The `triage` command: parse, call, print. Every error is one line and an exit code."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from triage import logs
+from triage.errors import TriageError
+
+app = typer.Typer(
+    help="Triage GitHub issues and Stack Overflow questions: ingest, classify, group, digest.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+_state: dict[str, object] = {"debug": False}
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", help="Config file (default: $TRIAGE_CONFIG or ./triage.toml)"
+        ),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs")] = False,
+) -> None:
+    from triage.commands.common import Runtime
+
+    _state["debug"] = debug
+    ctx.obj = Runtime(config_path=config, debug=debug)
+
+
+def _register() -> None:
+    # Each feature's commands live in their own module under triage/commands/.
+    from triage.commands import admin, ingest
+
+    for module in (admin, ingest):
+        module.register(app)
+    for optional in ("analyze", "themes", "digest", "label", "daemon", "evaluate"):
+        try:
+            module = __import__(f"triage.commands.{optional}", fromlist=["register"])
+        except ModuleNotFoundError as exc:
+            if exc.name != f"triage.commands.{optional}":
+                raise
+            continue
+        module.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    debug = "--debug" in sys.argv
+    try:
+        app()
+    except TriageError as exc:
+        if debug:
+            traceback.print_exc()
+        typer.echo(f"error: {logs.redact(str(exc))}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("interrupted: work committed so far is kept; re-run to continue", err=True)
+        sys.exit(130)
+    except Exception as exc:  # the last line of defence: one line, no traceback
+        if debug:
+            traceback.print_exc()
+        msg = logs.redact(str(exc).splitlines()[0] if str(exc) else "")
+        typer.echo(
+            f"error: unexpected {type(exc).__name__}: {msg} (re-run with --debug for details)",
+            err=True,
+        )
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""init, db, status, export, doctor."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from sqlalchemy import func, select
+
+from triage.commands.common import console, runtime
+from triage.config import config_path
+from triage.db import migrate, store
+from triage.db.schema import Analysis, Item, JobRun, LLMCall
+from triage.errors import ConfigError
+from triage.export import export_items
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
+
+db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
+
+
+def init(ctx: typer.Context) -> None:
+    """Write triage.toml from the example if missing, then create or upgrade the database."""
+    rt = runtime(ctx)
+    target = config_path(rt.config_path)
+    if target.exists():
+        console.print(f"config: {target} exists, left as it is")
+    else:
+        shutil.copyfile(EXAMPLE, target)
+        console.print(f"config: wrote {target}")
+    tctx = rt.context(check_schema=False)
+    migrate.upgrade(tctx.engine)
+    console.print(f"database: schema at {migrate.current_revision(tctx.engine)}")
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context, revision: str = "head") -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    engine = runtime(ctx).context(check_schema=False).engine
+    migrate.upgrade(engine, revision)
+    console.print(f"database: schema at {migrate.current_revision(engine)}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(ctx: typer.Context, revision: str) -> None:
+    """Revert migrations down to REVISION (`base` removes every table)."""
+    engine = runtime(ctx).context(check_schema=False).engine
+    migrate.downgrade(engine, revision)
+    console.print(f"database: schema at {migrate.current_revision(engine)}")
+
+
+@db_app.command("current")
+def db_current(ctx: typer.Context) -> None:
+    """Show the schema revision of the database and of the code."""
+    engine = runtime(ctx).context(check_schema=False).engine
+    console.print(
+        f"database: {migrate.current_revision(engine)}  code: {migrate.head_revision(engine)}"
+    )
+
+
+def status_data(ctx: typer.Context) -> dict[str, Any]:
+    tctx = runtime(ctx).context()
+    now = store.utcnow()
+    with tctx.sessions() as s:
+        items = store.count_items(s)
+        analysed = s.scalar(
+            select(func.count(func.distinct(Analysis.item_key))).join(
+                Item, (Item.key == Analysis.item_key) & (Item.content_hash == Analysis.content_hash)
+            )
+        )
+        cursors = [
+            {
+                "name": c.name,
+                "value": c.value,
+                "done": bool(c.state.get("done")),
+                "updated_at": c.updated_at.isoformat(),
+            }
+            for c in store.all_cursors(s)
+        ]
+        spend = {}
+        for label, since in (
+            ("today", now.replace(hour=0, minute=0, second=0, microsecond=0)),
+            ("7d", now - timedelta(days=7)),
+        ):
+            row = s.execute(
+                select(
+                    func.coalesce(func.sum(LLMCall.input_tokens), 0),
+                    func.coalesce(func.sum(LLMCall.output_tokens), 0),
+                    func.coalesce(func.sum(LLMCall.cost_usd), 0.0),
+                    func.count(LLMCall.id),
+                ).where(LLMCall.created_at >= since)
+            ).one()
+            spend[label] = {
+                "input_tokens": int(row[0]),
+                "output_tokens": int(row[1]),
+                "cost_usd": round(float(row[2]), 4),
+                "calls": int(row[3]),
+            }
+        last_runs = {}
+        for run in s.scalars(select(JobRun).order_by(JobRun.started_at)):
+            last_runs[run.job] = {
+                "started_at": run.started_at.isoformat(),
+                "outcome": run.outcome,
+                "error": run.error,
+                "counts": run.counts,
+            }
+        failures = s.scalar(
+            select(func.count(JobRun.id)).where(
+                JobRun.outcome == "failed", JobRun.started_at >= now - timedelta(days=1)
+            )
+        )
+    total = sum(items.values())
+    return {
+        "items": items,
+        "total_items": total,
+        "backlog": total - int(analysed or 0),
+        "cursors": cursors,
+        "spend": spend,
+        "jobs": last_runs,
+        "job_failures_24h": int(failures or 0),
+    }
+
+
+def status(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable")] = False,
+) -> None:
+    """Cursors, backlog, last job runs, failures and model spend."""
+    data = status_data(ctx)
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    by_source = ", ".join(f"{k} {v}" for k, v in data["items"].items())
+    console.print(
+        f"items: {data['total_items']} ({by_source or 'none'})"
+        f"  awaiting analysis: {data['backlog']}"
+    )
+    table = Table("cursor", "position", "complete", "updated")
+    for c in data["cursors"]:
+        table.add_row(c["name"], c["value"] or "-", "yes" if c["done"] else "no", c["updated_at"])
+    console.print(table)
+    for label, s in data["spend"].items():
+        console.print(
+            f"spend {label}: {s['calls']} calls, {s['input_tokens']} in /"
+            f" {s['output_tokens']} out tokens,"
+            f" ~${s['cost_usd']:.4f}"
+        )
+    if data["jobs"]:
+        jobs = Table("job", "last run", "outcome", "error")
+        for name, run in data["jobs"].items():
+            jobs.add_row(name, run["started_at"], run["outcome"], run["error"] or "")
+        console.print(jobs)
+    console.print(f"job failures in the last 24h: {data['job_failures_24h']}")
+
+
+def export(
+    ctx: typer.Context,
+    fmt: Annotated[str, typer.Option("--format", help="jsonl or csv")] = "jsonl",
+    out: Annotated[
+        Path | None, typer.Option("--out", help="File to write (default: stdout)")
+    ] = None,
+) -> None:
+    """Items with their analysis, theme and duplicate links."""
+    if fmt not in ("jsonl", "csv"):
+        raise ConfigError(f"--format must be jsonl or csv, not {fmt!r}")
+    tctx = runtime(ctx).context()
+    if out is None:
+        n = export_items(tctx.sessions, fmt, sys.stdout)
+    else:
+        with out.open("w", encoding="utf-8", newline="") as fh:
+            n = export_items(tctx.sessions, fmt, fh)
+        console.print(f"wrote {n} items to {out}", style="dim")
+
+
+def doctor(ctx: typer.Context) -> None:
+    """Check config, credentials, endpoints, model names and schema."""
+    from triage.doctor import run_checks
+
+    ok = run_checks(runtime(ctx))
+    if not ok:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(init)
+    app.add_typer(db_app, name="db")
+    app.command()(status)
+    app.command()(export)
+    app.command()(doctor)

@@ -1,0 +1,43 @@
+"""What every command shares: the lazily built Context and the rich console."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from triage import logs
+from triage.config import Config, Secrets, load_config
+from triage.context import Context
+
+console = Console(stderr=False)
+err_console = Console(stderr=True)
+
+
+@dataclass
+class Runtime:
+    config_path: Path | None = None
+    debug: bool = False
+    _ctx: Context | None = field(default=None, repr=False)
+
+    def config(self) -> Config:
+        return self.context(check_schema=False).config
+
+    def context(self, check_schema: bool = True) -> Context:
+        if self._ctx is None:
+            config = load_config(self.config_path)
+            secrets = Secrets.from_env()
+            level = "DEBUG" if self.debug else config.logging.level
+            logs.configure(level, config.logging.format, secrets.values())
+            self._ctx = Context(config=config, secrets=secrets)
+        if check_schema:
+            self._ctx.require_schema()
+        return self._ctx
+
+
+def runtime(ctx: typer.Context) -> Runtime:
+    obj = ctx.find_object(Runtime)
+    assert obj is not None
+    return obj

@@ -1,0 +1,49 @@
+"""`triage doctor`: every check prints one line; the command fails if any check fails."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from triage.commands.common import Runtime, console
+from triage.context import Context
+from triage.db import migrate
+from triage.errors import TriageError
+
+Check = Callable[[Context], str]
+
+
+def _schema(ctx: Context) -> str:
+    migrate.require_current(ctx.engine)
+    return f"schema current ({migrate.current_revision(ctx.engine)})"
+
+
+def _credentials(ctx: Context) -> str:
+    s, cfg = ctx.secrets, ctx.config
+    missing = []
+    if cfg.llm.provider == "gemini" and not s.gemini_api_key:
+        missing.append('GEMINI_API_KEY (or use [llm] provider = "local")')
+    present = [n for n, v in s.__dict__.items() if v is not None]
+    if missing:
+        raise TriageError("missing " + ", ".join(missing))
+    return "credentials present: " + (", ".join(present) or "none needed")
+
+
+CHECKS: list[tuple[str, Check]] = [("schema", _schema), ("credentials", _credentials)]
+
+
+def register_check(name: str, check: Check) -> None:
+    """Features add their endpoint checks here (GitHub, Stack Exchange, Gemini, Slack)."""
+    CHECKS.append((name, check))
+
+
+def run_checks(rt: Runtime) -> bool:
+    ok = True
+    ctx = rt.context(check_schema=False)
+    console.print(f"[green]ok[/]   config: {rt.config_path or 'default path'} loaded")
+    for name, check in CHECKS:
+        try:
+            console.print(f"[green]ok[/]   {name}: {check(ctx)}")
+        except TriageError as exc:
+            ok = False
+            console.print(f"[red]fail[/] {name}: {exc}")
+    return ok
