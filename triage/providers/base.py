@@ -1,0 +1,201 @@
+"""The provider contract: a batch of items in, validated per-item results out.
+
+Analysis steps never know which provider answered. Every provider returns raw per-item answers
+through `validate_answers`, so the allowlist and id checks are the same for all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pydantic import BaseModel, Field, ValidationError
+
+from triage.config import Config
+
+
+@dataclass(frozen=True)
+class Taxonomy:
+    """What a model may answer: categories (with descriptions), labels, priorities."""
+
+    categories: dict[str, str]
+    labels: tuple[str, ...]  # the allowlist ([labels] map values)
+    priorities: tuple[str, ...]
+    label_map: dict[str, tuple[str, ...]]
+
+    @classmethod
+    def from_config(cls, config: Config) -> Taxonomy:
+        lm = config.labels.map
+        return cls(
+            categories=dict(config.taxonomy.categories),
+            labels=tuple(sorted(config.labels.allowlist())),
+            priorities=tuple(config.taxonomy.priorities),
+            label_map={k: tuple(v) for k, v in lm.items()},
+        )
+
+
+@dataclass(frozen=True)
+class ItemText:
+    """The text of one item as a provider sees it."""
+
+    key: str
+    title: str
+    body: str
+    source: str = "github"
+    scope: str = ""
+    content_hash: str = ""
+
+
+@dataclass(frozen=True)
+class Example:
+    """A human-labelled item used as a few-shot example (or training row)."""
+
+    title: str
+    body: str
+    category: str
+    labels: tuple[str, ...] = ()
+
+
+class ItemAnswer(BaseModel):
+    """One item's answer as the model must give it (the response schema)."""
+
+    id: str
+    category: str
+    labels: list[str] = Field(default_factory=list)
+    priority: str = "medium"
+    summary: str = ""
+    confidence: float = Field(0.5, ge=0.0, le=1.0)
+
+
+class BatchAnswer(BaseModel):
+    items: list[ItemAnswer]
+
+
+@dataclass
+class Classification:
+    """A validated result for one item."""
+
+    key: str
+    category: str
+    labels: list[str]
+    priority: str
+    summary: str
+    confidence: float
+    dropped: list[str] = field(default_factory=list)  # answers outside the allowlist
+
+
+@dataclass
+class Review:
+    """An item the model would not answer (e.g. a safety block): stored as needs_review."""
+
+    key: str
+    reason: str
+
+
+@dataclass
+class CallRecord:
+    """Accounting for one model call, stored in llm_calls."""
+
+    provider: str
+    model: str
+    prompt_version: str
+    purpose: str = "classify"
+    items: int = 0
+    input_tokens: int = 0
+    cached_tokens: int = 0
+    output_tokens: int = 0
+    latency_ms: int = 0
+    outcome: str = "ok"
+    error: str | None = None
+    cost_usd: float = 0.0
+    batch_mode: bool = False
+
+
+@dataclass
+class ClassifyOutcome:
+    results: list[Classification] = field(default_factory=list)
+    reviews: list[Review] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # key -> why it is still pending
+    calls: list[CallRecord] = field(default_factory=list)
+
+    def extend(self, other: ClassifyOutcome) -> None:
+        self.results += other.results
+        self.reviews += other.reviews
+        self.failed.update(other.failed)
+        self.calls += other.calls
+
+
+class Provider(Protocol):
+    """A model that classifies and summarizes batches of items."""
+
+    name: str  # gemini | local | openai
+    model: str
+    prompt_version: str
+
+    def classify(
+        self, items: Sequence[ItemText], taxonomy: Taxonomy, examples: Sequence[Example]
+    ) -> ClassifyOutcome: ...
+
+
+@dataclass
+class Validated:
+    results: list[Classification]
+    missing: list[str]  # ids asked for but not answered
+    unknown: int  # answers for ids we never asked about (ignored)
+    duplicates: int  # ids answered more than once (first kept)
+    dropped: int  # categories/labels/priorities outside the allowlist
+
+
+def validate_answers(raw: Any, id_to_key: dict[str, str], taxonomy: Taxonomy) -> Validated:
+    """Keep only well-formed answers for ids we asked about, with allowlisted values only.
+
+    `raw` is the decoded JSON ({"items": [...]} or a bare list). Raises ValueError when it is
+    not that shape at all, so the caller can retry or split the batch.
+    """
+    if isinstance(raw, dict) and "items" in raw:
+        raw = raw["items"]
+    if not isinstance(raw, list):
+        raise ValueError("answer is not a list of items")
+    results: list[Classification] = []
+    seen: set[str] = set()
+    unknown = duplicates = dropped_total = 0
+    for entry in raw:
+        try:
+            answer = ItemAnswer.model_validate(entry)
+        except ValidationError:
+            continue
+        key = id_to_key.get(answer.id)
+        if key is None:
+            unknown += 1
+            continue
+        if answer.id in seen:
+            duplicates += 1
+            continue
+        if answer.category not in taxonomy.categories:
+            dropped_total += 1
+            continue  # an answer without a valid category is no answer: retried as missing
+        seen.add(answer.id)
+        dropped = [lb for lb in answer.labels if lb not in taxonomy.labels]
+        labels = list(dict.fromkeys(lb for lb in answer.labels if lb in taxonomy.labels))
+        priority = answer.priority if answer.priority in taxonomy.priorities else _middle(taxonomy)
+        if answer.priority not in taxonomy.priorities:
+            dropped.append(f"priority:{answer.priority}")
+        dropped_total += len(dropped)
+        results.append(
+            Classification(
+                key=key,
+                category=answer.category,
+                labels=labels,
+                priority=priority,
+                summary=answer.summary.strip()[:1000],
+                confidence=answer.confidence,
+                dropped=dropped,
+            )
+        )
+    missing = [i for i in id_to_key if i not in seen]
+    return Validated(results, missing, unknown, duplicates, dropped_total)
+
+
+def _middle(taxonomy: Taxonomy) -> str:
+    return taxonomy.priorities[len(taxonomy.priorities) // 2 - 1] if taxonomy.priorities else ""
