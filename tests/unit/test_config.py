@@ -51,7 +51,7 @@ def test_malformed_toml(tmp_path: Path) -> None:
 def test_bad_value_names_key(tmp_path: Path) -> None:
     path = tmp_path / "t.toml"
     path.write_text('[labels]\nmin_confidence = "high"\n')
-    with pytest.raises(ConfigError, match="labels.min_confidence"):
+    with pytest.raises(ConfigError, match=r"labels\.min_confidence"):
         load_config(path, env={})
 
 
@@ -76,7 +76,7 @@ def test_env_overrides_file_and_nests(tmp_path: Path) -> None:
 
 def test_unknown_env_key_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # no ./triage.toml: defaults plus the environment
-    with pytest.raises(ConfigError, match="github.token"):
+    with pytest.raises(ConfigError, match=r"github\.token"):
         load_config(None, env={"TRIAGE_GITHUB__TOKEN": "x"})
 
 
@@ -97,5 +97,5 @@ def test_secrets_only_from_env_and_hidden() -> None:
 def test_secrets_cannot_be_set_in_the_file(tmp_path: Path) -> None:
     path = tmp_path / "t.toml"
     path.write_text('[github]\ntoken = "ghp_in_file"\n')
-    with pytest.raises(ConfigError, match="github.token"):
+    with pytest.raises(ConfigError, match=r"github\.token"):
         load_config(path, env={})
