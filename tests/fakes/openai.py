@@ -1,0 +1,248 @@
+"""A fake OpenAI-compatible server (OpenAI, Ollama, vLLM): chat completions and the model list.
+
+Its "model" is the same deterministic keyword classifier as the Gemini fake, so end-to-end
+results can be checked. It honours `response_format` json_schema the way OpenAI does (a strict
+schema must close every object and require every property, else 400), reports `usage` with
+`prompt_tokens_details.cached_tokens`, stops with `finish_reason: "length"` when the answer would
+exceed `max_completion_tokens`/`max_tokens`, and answers `content_filter` for blocked text.
+Fault switches: 429 with Retry-After, 5xx, invalid JSON, missing ids, length, content_filter.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from typing import Any
+
+from tests.fakes.server import FakeServer, Request, Response
+
+NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+def count_tokens(text: str) -> int:
+    """A stand-in tokenizer: about four characters per token, like English text."""
+    return max(1, (len(text) + 3) // 4)
+
+
+def strict_schema_problem(schema: Any, path: str = "schema") -> str | None:
+    """Why OpenAI would reject this schema in strict mode, or None when it would accept it."""
+    if not isinstance(schema, dict):
+        return f"{path} must be an object"
+    kinds = schema.get("type")
+    kinds = kinds if isinstance(kinds, list) else [kinds]
+    if "object" in kinds:
+        props = schema.get("properties") or {}
+        if schema.get("additionalProperties") is not False:
+            return f"{path}: 'additionalProperties' is required to be supplied and to be false"
+        if sorted(schema.get("required") or []) != sorted(props):
+            return f"{path}: 'required' is required to be supplied and to include every property"
+        for name, sub in props.items():
+            problem = strict_schema_problem(sub, f"{path}.properties.{name}")
+            if problem:
+                return problem
+    if "array" in kinds:
+        return strict_schema_problem(schema.get("items"), f"{path}.items")
+    return None
+
+
+def completion(
+    content: str | None,
+    model: str,
+    *,
+    finish_reason: str = "stop",
+    prompt_tokens: int = 100,
+    completion_tokens: int | None = None,
+    cached_tokens: int = 0,
+    refusal: str | None = None,
+) -> dict[str, Any]:
+    """A chat.completion object shaped like OpenAI's."""
+    out = completion_tokens if completion_tokens is not None else count_tokens(content or "")
+    return {
+        "id": f"chatcmpl-fake{time.monotonic_ns()}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "system_fingerprint": "fp_fake",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content, "refusal": refusal},
+                "logprobs": None,
+                "finish_reason": finish_reason,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": out,
+            "total_tokens": prompt_tokens + out,
+            "prompt_tokens_details": {"cached_tokens": cached_tokens, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
+        },
+    }
+
+
+def error(status: int, message: str, kind: str, code: str | None = None) -> Response:
+    return Response(
+        status, {"error": {"message": message, "type": kind, "param": None, "code": code}}
+    )
+
+
+class FakeOpenAI(FakeServer):
+    """Routes under /v1 like OpenAI, Ollama and vLLM; `base_url + "/v1"` is the client's base."""
+
+    def __init__(
+        self,
+        models: tuple[str, ...] = ("gemma3:latest", "llama3.2:latest"),
+        *,
+        api_key: str | None = None,
+        obey_injection: bool = False,
+        block_text: str | None = None,
+        cache_prefix_tokens: int = 0,
+    ) -> None:
+        super().__init__()
+        self.models = list(models)
+        self.api_key = api_key  # when set, requests without this Bearer key get 401
+        self.obey_injection = obey_injection  # a model that follows instructions in item text
+        self.block_text = block_text  # any prompt containing it ends with content_filter
+        self.cache_prefix_tokens = cache_prefix_tokens  # reported as cached on repeat prompts
+        self._seen_prefixes: set[str] = set()
+        self._switch_lock = threading.Lock()
+        self._drop_ids = 0  # next N answers omit their last item
+        self.route("GET", r"/v1/models", self._list_models)
+        self.route("GET", r"/v1/models/(?P<model>.+)", self._get_model)
+        self.route("POST", r"/v1/chat/completions", self._chat)
+
+    # -- fault switches ----------------------------------------------------------------
+    def rate_limit(self, retry_after: str = "0", times: int = 1) -> None:
+        resp = error(429, "Rate limit reached for requests", "requests", "rate_limit_exceeded")
+        resp.headers["Retry-After"] = retry_after
+        self.add_fault(resp, path=r"/chat/completions", times=times)
+
+    def server_error(self, status: int = 500, times: int = 1) -> None:
+        resp = error(
+            status, "The server had an error while processing your request.", "server_error"
+        )
+        self.add_fault(resp, path=r"/chat/completions", times=times)
+
+    def invalid_json(self, times: int = 1) -> None:
+        body = completion('{"items": [{"id": "1", "category": ', self.models[0])
+        self.add_fault(Response(200, body), path=r"/chat/completions", times=times)
+
+    def truncate(self, times: int = 1) -> None:
+        """The next answers stop mid-way with finish_reason "length"."""
+        body = completion('{"items": [{"id": "1", "cat', self.models[0], finish_reason="length")
+        self.add_fault(Response(200, body), path=r"/chat/completions", times=times)
+
+    def content_filter(self, times: int = 1) -> None:
+        body = completion(None, self.models[0], finish_reason="content_filter")
+        self.add_fault(Response(200, body), path=r"/chat/completions", times=times)
+
+    def drop_ids(self, times: int = 1) -> None:
+        """The next `times` answers leave out their last item."""
+        with self._switch_lock:
+            self._drop_ids += times
+
+    # -- routes ------------------------------------------------------------------------
+    def _auth_problem(self, req: Request) -> Response | None:
+        if self.api_key and req.headers.get("authorization") != f"Bearer {self.api_key}":
+            return error(
+                401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key"
+            )
+        return None
+
+    def _model_entry(self, model: str) -> dict[str, Any]:
+        return {"id": model, "object": "model", "created": 1_700_000_000, "owned_by": "library"}
+
+    def _list_models(self, req: Request, _m: re.Match[str]) -> Response:
+        problem = self._auth_problem(req)
+        if problem:
+            return problem
+        return Response(
+            200, {"object": "list", "data": [self._model_entry(m) for m in self.models]}
+        )
+
+    def _get_model(self, req: Request, m: re.Match[str]) -> Response:
+        name = m.group("model")
+        if self._resolve(name) is None:
+            return self._no_model(name)
+        return Response(200, self._model_entry(name))
+
+    def _resolve(self, name: str) -> str | None:
+        for candidate in (name, f"{name}:latest"):
+            if candidate in self.models:
+                return candidate
+        return None
+
+    def _no_model(self, name: str) -> Response:
+        msg = f"The model `{name}` does not exist or you do not have access to it."
+        return error(404, msg, "invalid_request_error", "model_not_found")
+
+    def _chat(self, req: Request, _m: re.Match[str]) -> Response:
+        problem = self._auth_problem(req)
+        if problem:
+            return problem
+        body = req.json()
+        model = self._resolve(str(body.get("model")))
+        if model is None:
+            return self._no_model(str(body.get("model")))
+        messages = body.get("messages") or []
+        if not messages:
+            return error(
+                400, "'messages' must contain at least one message", "invalid_request_error"
+            )
+        problem_text = self._format_problem(body.get("response_format"))
+        if problem_text:
+            return error(400, problem_text, "invalid_request_error")
+        system = "\n".join(str(m.get("content")) for m in messages if m.get("role") == "system")
+        user = "\n".join(str(m.get("content")) for m in messages if m.get("role") != "system")
+        prompt_tokens = count_tokens(system + user)
+        cached = self._cached(system)
+        if self.block_text and self.block_text in user:
+            return Response(
+                200,
+                completion(
+                    None,
+                    model,
+                    finish_reason="content_filter",
+                    prompt_tokens=prompt_tokens,
+                    cached_tokens=cached,
+                ),
+            )
+        answer = self._answer(user, body["response_format"]["json_schema"]["schema"])
+        text = json.dumps(answer)
+        limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        finish = "stop"
+        if limit and count_tokens(text) > int(limit):
+            text, finish = text[: int(limit) * 4], "length"
+        return Response(
+            200,
+            completion(
+                text, model, finish_reason=finish, prompt_tokens=prompt_tokens, cached_tokens=cached
+            ),
+        )
+
+    def _format_problem(self, fmt: Any) -> str | None:
+        if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
+            return "this fake only answers with response_format type json_schema"
+        spec = fmt.get("json_schema")
+        if not isinstance(spec, dict) or not NAME_RE.match(str(spec.get("name", ""))):
+            return "Invalid 'response_format.json_schema.name': must match ^[a-zA-Z0-9_-]{1,64}$"
+        if spec.get("strict"):
+            problem = strict_schema_problem(spec.get("schema"))
+            if problem:
+                return f"Invalid schema for response_format '{spec['name']}': {problem}"
+        return None
+
+    def _cached(self, system: str) -> int:
+        """Automatic prefix caching: a repeated system prompt is billed as cached."""
+        if not self.cache_prefix_tokens:
+            return 0
+        with self._switch_lock:
+            hit = system in self._seen_prefixes
+            self._seen_prefixes.add(system)
+        return min(self.cache_prefix_tokens, count_tokens(system)) if hit else 0
+
+    def _answer(self, user: str, schema: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError  # filled in below, once the prompt format is known
