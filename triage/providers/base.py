@@ -83,6 +83,7 @@ class Classification:
     summary: str
     confidence: float
     dropped: list[str] = field(default_factory=list)  # answers outside the allowlist
+    call: CallRecord | None = None  # the call that answered it (links analyses to llm_calls)
 
 
 @dataclass
@@ -91,6 +92,7 @@ class Review:
 
     key: str
     reason: str
+    call: CallRecord | None = None
 
 
 @dataclass
@@ -118,12 +120,15 @@ class ClassifyOutcome:
     reviews: list[Review] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # key -> why it is still pending
     calls: list[CallRecord] = field(default_factory=list)
+    # Set when going on is pointless (quota gone, service down): the run stops, items stay pending.
+    stop: str | None = None
 
     def extend(self, other: ClassifyOutcome) -> None:
         self.results += other.results
         self.reviews += other.reviews
         self.failed.update(other.failed)
         self.calls += other.calls
+        self.stop = self.stop or other.stop
 
 
 class Provider(Protocol):
