@@ -66,6 +66,9 @@ Handler = Callable[[Request, "re.Match[str]"], Response]
 class FakeServer:
     """Start with `with Fake() as fake:`; `fake.base_url` points a client at it."""
 
+    # 0 picks a free port; a standalone fake may set a fixed one before start().
+    port: int = 0
+
     def __init__(self) -> None:
         self.requests: list[Request] = []
         self.faults: list[Fault] = []
@@ -159,7 +162,7 @@ class FakeServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), _Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         self._thread.start()
