@@ -38,6 +38,10 @@ class GitHubConfig(Section):
     max_retries: int = Field(5, ge=0)
     # Longest we sleep for a primary rate-limit reset before saving state and exiting.
     max_rate_limit_wait: float = Field(900.0, ge=0)
+    # First wait of the doubling backoff for 5xx answers and network errors.
+    retry_backoff: float = Field(1.0, ge=0)
+    # First wait after a secondary rate limit that names no Retry-After (GitHub asks for >= 60 s).
+    secondary_rate_wait: float = Field(60.0, ge=0)
 
 
 class StackExchangeConfig(Section):
