@@ -1,0 +1,195 @@
+"""Stack Exchange questions by tag (httpx), oldest activity first, one Source per tag.
+
+Incremental sync asks `/questions?sort=activity&order=asc&min=<cursor>`: `min` bounds the sort
+field (last activity), so edited and newly answered old questions come back too. `fromdate`
+bounds creation dates and serves `backfill --since` only.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from triage.context import Context
+from triage.errors import ConfigError
+from triage.ingest import format_cursor, parse_cursor
+from triage.sources.base import ItemIn, Page, Source, stackexchange_key
+from triage.sources.html_text import html_to_text
+from triage.sources.stackexchange_api import StackExchangeClient, next_allowed, note_backoff
+
+METHOD = "questions"
+# Question fields kept beside the columns (epoch dates become ISO strings).
+_EXTRA_DATES = ("last_edit_date", "protected_date", "locked_date", "community_owned_date")
+_EXTRA_PLAIN = ("bounty_amount", "content_license", "favorite_count", "up_vote_count")
+
+
+def from_epoch(value: int | float) -> datetime:
+    return datetime.fromtimestamp(value, UTC).replace(tzinfo=None)
+
+
+def to_epoch(value: datetime) -> int:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return int(value.timestamp())
+
+
+def to_item(site: str, q: dict[str, Any]) -> ItemIn:
+    """One API question -> ItemIn; titles, names and bodies arrive HTML-encoded."""
+    qid = int(q["question_id"])
+    owner = q.get("owner") or {}
+    closed = q.get("closed_date")
+    extra: dict[str, Any] = {k: format_cursor(from_epoch(q[k])) for k in _EXTRA_DATES if q.get(k)}
+    extra.update({k: q[k] for k in _EXTRA_PLAIN if k in q})
+    if owner.get("user_id") is not None:
+        extra["owner_user_id"] = owner["user_id"]
+    if "reputation" in owner:
+        extra["owner_reputation"] = owner["reputation"]
+    name, reason = owner.get("display_name"), q.get("closed_reason")
+    return ItemIn(
+        key=stackexchange_key(site, qid),
+        source="stackexchange",
+        scope=site,
+        number=qid,
+        url=q.get("link") or "",
+        title=html.unescape(q.get("title") or ""),
+        body=html_to_text(q.get("body") or ""),
+        state="closed" if closed else "open",
+        state_reason=html.unescape(reason) if closed and reason else None,
+        author=html.unescape(name) if name else None,
+        tags=list(q.get("tags") or []),
+        comments=int(q.get("comment_count") or 0),
+        score=int(q.get("score") or 0),
+        answer_count=int(q.get("answer_count") or 0),
+        is_answered=bool(q.get("is_answered")),
+        accepted_answer_id=q.get("accepted_answer_id"),
+        view_count=int(q.get("view_count") or 0),
+        created_at=from_epoch(q["creation_date"]),
+        updated_at=from_epoch(q.get("last_activity_date") or q["creation_date"]),
+        closed_at=from_epoch(closed) if closed else None,
+        extra=extra,
+    )
+
+
+def next_page(raw: list[dict[str, Any]], has_more: bool, low: int | None, page_no: int) -> int:
+    """The `page` for the next query, whose `min` is this page's last activity date."""
+    if not raw:
+        return 1  # nothing here (items moved on since): start over from page 1
+    first, last = raw[0]["last_activity_date"], raw[-1]["last_activity_date"]
+    if has_more and first == last:
+        # The whole page shares one date: the same `min` again would repeat it, so go deeper.
+        return page_no + 1 if last == low else 2
+    return 1
+
+
+class StackExchangeSource:
+    """The questions of one tag on one site."""
+
+    def __init__(self, client: StackExchangeClient, site: str, tag: str) -> None:
+        self.client, self.site, self.tag = client, site, tag
+        cfg = client.cfg
+        self.pagesize, self.filter = cfg.pagesize, cfg.filter
+
+    @property
+    def name(self) -> str:
+        return f"stackexchange:{self.site}/{self.tag}"
+
+    def total_hint(self) -> int | None:
+        return None  # knowing the total would cost a request on every sync
+
+    def pages(
+        self, cursor: str | None, since: datetime | None, state: dict[str, Any]
+    ) -> Iterator[Page]:
+        """Page by `min` = last activity seen; step `page=` only while a page shares one date.
+
+        Re-querying from page 1 after each page keeps `page` shallow (the API refuses deep
+        pages without a key) at the cost of repeating the boundary items, which upsert as
+        unchanged.
+        """
+        self._restore_backoff(state)
+        low = to_epoch(parse_cursor(cursor)) if cursor else None
+        # A page number is only meaningful for the `min` it was computed with.
+        page_no = int(state.get("page", 1)) if cursor and state.get("page_at") == cursor else 1
+        checked = False
+        while True:
+            data = self.client.get(METHOD, self._params(low, since, page_no))
+            raw = data.get("items") or []
+            has_more = bool(data.get("has_more")) and bool(raw)
+            if raw and not checked:
+                self._check_bodies(raw)
+                checked = True
+            page_no = next_page(raw, has_more, low, page_no)
+            if raw:
+                low = int(raw[-1]["last_activity_date"])
+            value = format_cursor(from_epoch(low)) if low is not None else None
+            yield Page(
+                items=[to_item(self.site, q) for q in raw],
+                cursor=value,
+                quota_remaining=data.get("quota_remaining"),
+                state=self._state(value, page_no),
+            )
+            if not has_more:
+                return
+
+    def _params(self, low: int | None, since: datetime | None, page_no: int) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "site": self.site,
+            "tagged": self.tag,
+            "sort": "activity",
+            "order": "asc",
+            "pagesize": self.pagesize,
+            "filter": self.filter,
+        }
+        if page_no > 1:
+            params["page"] = page_no
+        if low is not None:
+            params["min"] = low
+        if since is not None:
+            params["fromdate"] = to_epoch(since)
+        return params
+
+    def _state(self, cursor: str | None, page_no: int) -> dict[str, Any]:
+        state: dict[str, Any] = {}
+        if page_no > 1:
+            state.update(page=page_no, page_at=cursor)
+        until = next_allowed(self.client.api_url, METHOD)
+        if until > datetime.now(UTC).timestamp():
+            state["backoff_until"] = until  # honoured by the next process too
+        return state
+
+    def _restore_backoff(self, state: dict[str, Any]) -> None:
+        until = state.get("backoff_until")
+        if isinstance(until, int | float):
+            note_backoff(self.client.api_url, METHOD, float(until))
+
+    def _check_bodies(self, raw: list[dict[str, Any]]) -> None:
+        if not any("body" in q for q in raw):
+            raise ConfigError(
+                f"[stackexchange] filter {self.filter!r} leaves out question bodies;"
+                " use 'withbody' or a custom filter that includes question.body"
+            )
+
+
+def client_for(ctx: Context) -> StackExchangeClient:
+    """The process's one client for this config (shared by every tag's source)."""
+    client = ctx._cache.get("stackexchange")
+    if not isinstance(client, StackExchangeClient):
+        secret = ctx.secrets.stackexchange_key
+        key = secret.get_secret_value() if secret else None
+        client = StackExchangeClient(ctx.config.stackexchange, key)
+        ctx._cache["stackexchange"] = client
+    return client
+
+
+def make_sources(ctx: Context, tags: list[str], site: str) -> list[Source]:
+    """One source per tag; a question carrying two watched tags is still one item."""
+    site = site.strip()
+    if not site:
+        raise ConfigError("[stackexchange] site is empty; set it, e.g. site = 'stackoverflow'")
+    client = client_for(ctx)
+    clean = [t.strip() for t in tags if t.strip()]
+    for tag in clean:
+        if ";" in tag or " " in tag:
+            raise ConfigError(f"Stack Exchange tag {tag!r} must be a single tag (no ';' or spaces)")
+    return [StackExchangeSource(client, site, tag) for tag in dict.fromkeys(clean)]
