@@ -28,7 +28,14 @@ def _credentials(ctx: Context) -> str:
     return "credentials present: " + (", ".join(present) or "none needed")
 
 
+def _stackexchange(ctx: Context) -> str:
+    from triage.sources.stackexchange import doctor_check
+
+    return doctor_check(ctx)
+
+
 CHECKS: list[tuple[str, Check]] = [("schema", _schema), ("credentials", _credentials)]
+CHECKS.append(("stackexchange", _stackexchange))
 
 
 def register_check(name: str, check: Check) -> None:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from triage.context import Context
-from triage.errors import ConfigError
+from triage.errors import ConfigError, QuotaExhausted
 from triage.ingest import format_cursor, parse_cursor
 from triage.sources.base import ItemIn, Page, Source, stackexchange_key
 from triage.sources.html_text import html_to_text
@@ -193,3 +193,29 @@ def make_sources(ctx: Context, tags: list[str], site: str) -> list[Source]:
         if ";" in tag or " " in tag:
             raise ConfigError(f"Stack Exchange tag {tag!r} must be a single tag (no ';' or spaces)")
     return [StackExchangeSource(client, site, tag) for tag in dict.fromkeys(clean)]
+
+
+def doctor_check(ctx: Context) -> str:
+    """`triage doctor`: the endpoint answers `/info` for the site, and how much quota is left."""
+    cfg = ctx.config.stackexchange
+    if not cfg.tags:
+        return "skipped (no [stackexchange] tags configured)"
+    secret = ctx.secrets.stackexchange_key
+    quick = cfg.model_copy(update={"max_retries": min(cfg.max_retries, 1)})
+    client = StackExchangeClient(quick, secret.get_secret_value() if secret else None)
+    try:
+        data = client.get("info", {"site": cfg.site})
+    finally:
+        client.close()
+    info = (data.get("items") or [{}])[0]
+    left, most = data.get("quota_remaining"), data.get("quota_max")
+    if left == 0:
+        raise QuotaExhausted(
+            f"{cfg.api_url} reachable but today's quota is used up ({most} requests);"
+            " it resets at 00:00 UTC"
+        )
+    key = "" if secret else " (no STACKEXCHANGE_KEY: 300 requests a day per IP)"
+    return (
+        f"{cfg.api_url} reachable, site {cfg.site} ({info.get('total_questions', '?')} questions),"
+        f" quota {left}/{most} left today{key}"
+    )
