@@ -1,0 +1,658 @@
+"""A fake Gemini API (generativelanguage.googleapis.com) for the real google-genai client.
+
+Serves `/v1` and `/v1beta`: models get/list, generateContent (honouring responseSchema or
+responseJsonSchema), countTokens, cachedContents, batchGenerateContent with batches polling,
+embedContent and batchEmbedContents. Tokens are counted as about four characters each and
+reported in `usageMetadata` the way Gemini does (promptTokenCount includes cached tokens).
+
+The answer to a prompt comes from a responder chosen by the `purpose: NAME` line of the system
+instruction: `FakeGemini.responders[NAME] = fn(prompt, schema) -> dict`. "classify" is the
+keyword classifier in tests/fakes/keyword_model.py; themes or duplicates can register their own.
+
+Fault switches: `fail(429|500|503)`, `invalid_json_next`, `drop_answers_next` (missing ids),
+`max_output_tokens` (MAX_TOKENS), `safety_marker` + `safety_mode` (SAFETY block, candidate or
+prompt level), `obey_injection`, `cache_error`, `batch_error_marker`, `fail_batches`.
+
+Standalone: `python -m tests.fakes.gemini --port 0` prints the base URL and serves until killed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+from tests.fakes import keyword_model
+from tests.fakes.server import FakeServer, Request, Response
+
+V = r"/(?P<v>v1|v1beta|v1alpha)"
+M = r"models/(?P<model>[^/:]+)"
+DEFAULT_KEY = "fake-gemini-key"
+TEXT_METHODS = ["generateContent", "countTokens", "createCachedContent", "batchGenerateContent"]
+DEFAULT_MODELS: dict[str, list[str]] = {
+    "gemini-2.5-flash": TEXT_METHODS,
+    "gemini-2.5-flash-lite": TEXT_METHODS,
+    "gemini-2.5-pro": TEXT_METHODS,
+    "gemini-2.0-flash": TEXT_METHODS,
+    "gemini-embedding-001": ["embedContent", "countTextTokens", "asyncBatchEmbedContent"],
+}
+TERMINAL = {"BATCH_STATE_SUCCEEDED", "BATCH_STATE_FAILED", "BATCH_STATE_CANCELLED"}
+
+
+def count_tokens(text: str) -> int:
+    """A stand-in tokenizer: about four characters per token, like English text."""
+    return (len(text) + 3) // 4
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def api_error(code: int, status: str, message: str, details: list[Any] | None = None) -> Response:
+    """The google.rpc.Status error envelope every Google API answers with."""
+    err: dict[str, Any] = {"code": code, "message": message, "status": status}
+    if details:
+        err["details"] = details
+    return Response(code, {"error": err})
+
+
+def _texts(content: Any) -> str:
+    if not isinstance(content, dict):
+        return ""
+    return "\n".join(str(p.get("text", "")) for p in content.get("parts") or [] if "text" in p)
+
+
+def embed(text: str, dims: int = 768) -> list[float]:
+    """Deterministic hashed bag-of-words vector, L2-normalised: shared words mean similarity."""
+    vec = [0.0] * dims
+    for word in re.findall(r"[a-z0-9_]+", text.lower()):
+        h = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "big")
+        vec[h % dims] += 1.0
+    norm = math.sqrt(sum(x * x for x in vec)) or 1.0
+    return [x / norm for x in vec]
+
+
+def conform(value: Any, schema: Any, root: Any = None) -> Any:
+    """Shape `value` by a response schema (OpenAPI-style or JSON Schema): undeclared keys go."""
+    root = schema if root is None else root
+    if not isinstance(schema, dict):
+        return value
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        return conform(value, root.get("$defs", {}).get(ref.rsplit("/", 1)[1]), root)
+    kind = str(schema.get("type", "")).lower()
+    if kind == "object" and isinstance(value, dict) and "properties" in schema:
+        props = schema["properties"]
+        return {k: conform(v, props[k], root) for k, v in value.items() if k in props}
+    if kind == "array" and isinstance(value, list):
+        return [conform(v, schema.get("items"), root) for v in value]
+    return value
+
+
+@dataclass
+class Prompt:
+    """What a responder sees of one generateContent request."""
+
+    system: str
+    user: str
+    model: str
+    fake: FakeGemini
+
+
+Responder = Callable[[Prompt, Any], Any]
+
+
+def classify_responder(prompt: Prompt, schema: Any) -> Any:
+    return keyword_model.answer_classify(prompt.system, prompt.user, prompt.fake.obey_injection)
+
+
+def default_responder(prompt: Prompt, schema: Any) -> Any:
+    return {} if schema else "OK"
+
+
+class FakeGemini(FakeServer):
+    """`with FakeGemini() as fake:` then point google-genai at `fake.base_url`."""
+
+    responders: ClassVar[dict[str, Responder]] = {"classify": classify_responder}
+
+    def __init__(self, api_key: str = DEFAULT_KEY, models: dict[str, list[str]] | None = None):
+        super().__init__()
+        self.api_key = api_key
+        self.models = dict(DEFAULT_MODELS if models is None else models)
+        self.caches: dict[str, dict[str, Any]] = {}
+        self.batches: dict[str, dict[str, Any]] = {}
+        self._state_lock = threading.RLock()
+        # switches
+        self.obey_injection = False
+        self.safety_marker: str | None = "SAFETY-TRIGGER"
+        self.safety_mode = "candidate"  # or "prompt" (promptFeedback.blockReason)
+        self.invalid_json_next = 0
+        self.drop_answers_next = 0
+        self.max_output_tokens: int | None = None  # the model's own output limit
+        self.min_cache_tokens = 1024
+        self.cache_error: int | None = None  # status for cachedContents create
+        self.batch_polls_to_finish = 1  # batches.get calls before a job completes
+        self.batch_error_marker = "BATCH-REQUEST-ERROR"
+        self.fail_batches = False
+        self.max_batch_bytes = 20 * 1024 * 1024
+        # observations
+        self.usage: list[dict[str, Any]] = []  # usageMetadata of every generateContent answer
+        self._routes_setup()
+
+    # -- switches ----------------------------------------------------------------------
+    def fail(
+        self, status: int, times: int = 1, path: str = r":generateContent", retry_delay: str = "0s"
+    ) -> None:
+        """The next `times` matching requests get a real-shaped 429/500/503 error."""
+        if status == 429:
+            resp = api_error(
+                429,
+                "RESOURCE_EXHAUSTED",
+                "You exceeded your current quota, please check your plan and billing details.",
+                [
+                    {
+                        "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                        "violations": [
+                            {
+                                "quotaMetric": "generativelanguage.googleapis.com/"
+                                "generate_content_free_tier_requests",
+                                "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+                            }
+                        ],
+                    },
+                    {
+                        "@type": "type.googleapis.com/google.rpc.RetryInfo",
+                        "retryDelay": retry_delay,
+                    },
+                ],
+            )
+        elif status == 503:
+            resp = api_error(503, "UNAVAILABLE", "The model is overloaded. Please try again later.")
+        else:
+            resp = api_error(status, "INTERNAL", "An internal error has occurred.")
+        self.add_fault(resp, path=path, times=times)
+
+    def expire_caches(self) -> None:
+        with self._state_lock:
+            self.caches.clear()
+
+    @property
+    def generate_calls(self) -> int:
+        return len(self.requests_to(r":generateContent$", "POST"))
+
+    # -- plumbing ----------------------------------------------------------------------
+    def _routes_setup(self) -> None:
+        r = self.route
+        r("GET", V + r"/models", self._list_models)
+        r("GET", V + "/" + M, self._get_model)
+        r("POST", V + "/" + M + r":generateContent", self._generate_route)
+        r("POST", V + "/" + M + r":countTokens", self._count_tokens)
+        r("POST", V + "/" + M + r":embedContent", self._embed_one)
+        r("POST", V + "/" + M + r":batchEmbedContents", self._embed_batch)
+        r("POST", V + "/" + M + r":batchGenerateContent", self._batch_create)
+        r("GET", V + r"/batches", self._batch_list)
+        r("GET", V + r"/batches/(?P<id>[^/:]+)", self._batch_get)
+        r("POST", V + r"/batches/(?P<id>[^/:]+):cancel", self._batch_cancel)
+        r("DELETE", V + r"/batches/(?P<id>[^/:]+)", self._batch_delete)
+        r("POST", V + r"/cachedContents", self._cache_create)
+        r("GET", V + r"/cachedContents", self._cache_list)
+        r("GET", V + r"/cachedContents/(?P<id>[^/:]+)", self._cache_get)
+        r("PATCH", V + r"/cachedContents/(?P<id>[^/:]+)", self._cache_update)
+        r("DELETE", V + r"/cachedContents/(?P<id>[^/:]+)", self._cache_delete)
+
+    def dispatch(self, req: Request) -> Response:
+        key = req.headers.get("x-goog-api-key") or req.arg("key")
+        if key != self.api_key:
+            with self._lock:
+                self.requests.append(req)
+            if not key:
+                return api_error(
+                    403,
+                    "PERMISSION_DENIED",
+                    "Method doesn't allow unregistered callers (callers without established"
+                    " identity). Please use API Key or other form of API consumer identity.",
+                )
+            return api_error(
+                400,
+                "INVALID_ARGUMENT",
+                "API key not valid. Please pass a valid API key.",
+                [
+                    {
+                        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                        "reason": "API_KEY_INVALID",
+                        "domain": "googleapis.com",
+                        "metadata": {"service": "generativelanguage.googleapis.com"},
+                    }
+                ],
+            )
+        return super().dispatch(req)
+
+    def not_found(self, req: Request) -> Response:
+        return api_error(404, "NOT_FOUND", f"Method not found: {req.method} {req.path}")
+
+    def _model_missing(self, model: str, v: str, method: str = "generateContent") -> Response:
+        return api_error(
+            404,
+            "NOT_FOUND",
+            f"models/{model} is not found for API version {v}, or is not supported for"
+            f" {method}. Call ListModels to see the list of available models and their"
+            " supported methods.",
+        )
+
+    # -- models ------------------------------------------------------------------------
+    def _model_info(self, name: str) -> dict[str, Any]:
+        return {
+            "name": f"models/{name}",
+            "version": "001",
+            "displayName": name.replace("-", " ").title(),
+            "description": f"Fake {name}",
+            "inputTokenLimit": 1_048_576,
+            "outputTokenLimit": 65_536,
+            "supportedGenerationMethods": self.models[name],
+            "temperature": 1.0,
+            "topP": 0.95,
+            "topK": 64,
+        }
+
+    def _list_models(self, req: Request, m: re.Match[str]) -> Response:
+        names = sorted(self.models)
+        size = int(req.arg("pageSize") or 50)
+        start = int(req.arg("pageToken") or 0)
+        body: dict[str, Any] = {
+            "models": [self._model_info(n) for n in names[start : start + size]]
+        }
+        if start + size < len(names):
+            body["nextPageToken"] = str(start + size)
+        return Response(200, body)
+
+    def _get_model(self, req: Request, m: re.Match[str]) -> Response:
+        if m["model"] not in self.models:
+            return self._model_missing(m["model"], m["v"])
+        return Response(200, self._model_info(m["model"]))
+
+    # -- generateContent ---------------------------------------------------------------
+    def _generate_route(self, req: Request, m: re.Match[str]) -> Response:
+        status, body = self.generate(m["model"], req.json(), m["v"])
+        return Response(status, body)
+
+    def generate(self, model: str, body: dict[str, Any], v: str = "v1beta") -> tuple[int, Any]:
+        """One generateContent answer as (status, JSON body); batches reuse it per request."""
+        if model not in self.models or "generateContent" not in self.models[model]:
+            resp = self._model_missing(model, v)
+            return resp.status, resp.body
+        system = _texts(body.get("systemInstruction"))
+        user = "\n".join(_texts(c) for c in body.get("contents") or [])
+        cached_tokens = 0
+        prompt_tokens = count_tokens(system) + count_tokens(user)
+        if body.get("cachedContent"):
+            problem, cache = self._use_cache(str(body["cachedContent"]), model, body)
+            if problem is not None:
+                return problem.status, problem.body
+            assert cache is not None
+            cached_tokens = cache["usageMetadata"]["totalTokenCount"]
+            prompt_tokens = cached_tokens + count_tokens(user)
+            system, user = cache["_system"], cache["_user"] + user
+        usage: dict[str, Any] = {"promptTokenCount": prompt_tokens}
+        if cached_tokens:
+            usage["cachedContentTokenCount"] = cached_tokens
+        if self.safety_marker and self.safety_marker in user:
+            return 200, self._blocked(model, usage)
+        gen = body.get("generationConfig") or {}
+        schema = gen.get("responseJsonSchema") or gen.get("responseSchema")
+        text = self._answer_text(Prompt(system, user, model, self), schema, gen)
+        limit = gen.get("maxOutputTokens") or self.max_output_tokens
+        finish = "STOP"
+        if limit and count_tokens(text) > int(limit):
+            text, finish = text[: int(limit) * 4], "MAX_TOKENS"
+        usage["candidatesTokenCount"] = count_tokens(text)
+        usage["totalTokenCount"] = prompt_tokens + usage["candidatesTokenCount"]
+        usage["promptTokensDetails"] = [{"modality": "TEXT", "tokenCount": prompt_tokens}]
+        with self._state_lock:
+            self.usage.append(usage)
+        candidate = {
+            "content": {"parts": [{"text": text}], "role": "model"},
+            "finishReason": finish,
+            "index": 0,
+        }
+        return 200, {
+            "candidates": [candidate],
+            "usageMetadata": usage,
+            "modelVersion": model,
+            "responseId": uuid.uuid4().hex[:20],
+        }
+
+    def _answer_text(self, prompt: Prompt, schema: Any, gen: dict[str, Any]) -> str:
+        with self._state_lock:
+            if self.invalid_json_next > 0:
+                self.invalid_json_next -= 1
+                return 'Sure! Here are the answers: {"items": [{"id": "i1", "categ'
+            drop = self.drop_answers_next > 0
+            if drop:
+                self.drop_answers_next -= 1
+        purpose = keyword_model.purpose_of(prompt.system, prompt.user)
+        answer = self.responders.get(purpose, default_responder)(prompt, schema)
+        if drop and isinstance(answer, dict) and answer.get("items"):
+            answer = {**answer, "items": answer["items"][:-1]}
+        if isinstance(answer, str):
+            return answer
+        answer = conform(answer, schema) if schema else answer
+        if schema or gen.get("responseMimeType") == "application/json":
+            return json.dumps(answer)
+        return "```json\n" + json.dumps(answer, indent=2) + "\n```"
+
+    def _blocked(self, model: str, usage: dict[str, Any]) -> dict[str, Any]:
+        usage["totalTokenCount"] = usage["promptTokenCount"]
+        ratings = [
+            {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True},
+            {"category": "HARM_CATEGORY_HARASSMENT", "probability": "NEGLIGIBLE"},
+        ]
+        with self._state_lock:
+            self.usage.append(usage)
+        if self.safety_mode == "prompt":
+            return {
+                "promptFeedback": {"blockReason": "SAFETY", "safetyRatings": ratings},
+                "usageMetadata": usage,
+                "modelVersion": model,
+            }
+        return {
+            "candidates": [{"finishReason": "SAFETY", "index": 0, "safetyRatings": ratings}],
+            "usageMetadata": usage,
+            "modelVersion": model,
+        }
+
+    def _count_tokens(self, req: Request, m: re.Match[str]) -> Response:
+        body = req.json() or {}
+        inner = body.get("generateContentRequest") or body
+        text = "\n".join(_texts(c) for c in inner.get("contents") or [])
+        text += _texts(inner.get("systemInstruction"))
+        n = count_tokens(text)
+        return Response(
+            200, {"totalTokens": n, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": n}]}
+        )
+
+    # -- cachedContents ----------------------------------------------------------------
+    def _use_cache(
+        self, name: str, model: str, body: dict[str, Any]
+    ) -> tuple[Response | None, dict[str, Any] | None]:
+        with self._state_lock:
+            cache = self.caches.get(name.rsplit("/", 1)[-1])
+        if cache is None or cache["_expires"] < time.time():
+            return api_error(
+                403, "PERMISSION_DENIED", "CachedContent not found (or permission denied)"
+            ), None
+        if body.get("systemInstruction") or body.get("tools") or body.get("toolConfig"):
+            return api_error(
+                400,
+                "INVALID_ARGUMENT",
+                "CachedContent can not be used with GenerateContent request setting"
+                " system_instruction, tools or tool_config.\n\nProposed fix: move those values"
+                " to CachedContent from GenerateContent request.",
+            ), None
+        if cache["model"] != f"models/{model}":
+            return api_error(
+                400,
+                "INVALID_ARGUMENT",
+                f"Model used by GenerateContent request (models/{model}) and CachedContent"
+                f" ({cache['model']}) has to be the same.",
+            ), None
+        return None, cache
+
+    def _public(self, cache: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in cache.items() if not k.startswith("_")}
+
+    def _cache_create(self, req: Request, m: re.Match[str]) -> Response:
+        if self.cache_error:
+            return api_error(self.cache_error, "INTERNAL", "An internal error has occurred.")
+        body = req.json() or {}
+        model = str(body.get("model", "")).removeprefix("models/")
+        if model not in self.models:
+            return self._model_missing(model, m["v"], "createCachedContent")
+        system = _texts(body.get("systemInstruction"))
+        user = "\n".join(_texts(c) for c in body.get("contents") or [])
+        tokens = count_tokens(system) + count_tokens(user)
+        if tokens < self.min_cache_tokens:
+            return api_error(
+                400,
+                "INVALID_ARGUMENT",
+                f"Cached content is too small. total_token_count={tokens},"
+                f" min_total_token_count={self.min_cache_tokens}",
+            )
+        ttl = float(str(body.get("ttl", "3600s")).rstrip("s"))
+        cid = uuid.uuid4().hex[:12]
+        expires = datetime.now(UTC) + timedelta(seconds=ttl)
+        cache = {
+            "name": f"cachedContents/{cid}",
+            "model": f"models/{model}",
+            "displayName": body.get("displayName", ""),
+            "createTime": now_iso(),
+            "updateTime": now_iso(),
+            "expireTime": expires.isoformat().replace("+00:00", "Z"),
+            "usageMetadata": {"totalTokenCount": tokens},
+            "_system": system,
+            "_user": user,
+            "_expires": time.time() + ttl,
+        }
+        with self._state_lock:
+            self.caches[cid] = cache
+        return Response(200, self._public(cache))
+
+    def _cache_list(self, req: Request, m: re.Match[str]) -> Response:
+        with self._state_lock:
+            return Response(
+                200, {"cachedContents": [self._public(c) for c in self.caches.values()]}
+            )
+
+    def _cache_get(self, req: Request, m: re.Match[str]) -> Response:
+        with self._state_lock:
+            cache = self.caches.get(m["id"])
+        if cache is None:
+            return api_error(403, "PERMISSION_DENIED", "CachedContent not found")
+        return Response(200, self._public(cache))
+
+    def _cache_update(self, req: Request, m: re.Match[str]) -> Response:
+        with self._state_lock:
+            cache = self.caches.get(m["id"])
+            if cache is None:
+                return api_error(403, "PERMISSION_DENIED", "CachedContent not found")
+            ttl = float(str((req.json() or {}).get("ttl", "3600s")).rstrip("s"))
+            cache["_expires"] = time.time() + ttl
+            cache["updateTime"] = now_iso()
+            return Response(200, self._public(cache))
+
+    def _cache_delete(self, req: Request, m: re.Match[str]) -> Response:
+        with self._state_lock:
+            if self.caches.pop(m["id"], None) is None:
+                return api_error(403, "PERMISSION_DENIED", "CachedContent not found")
+        return Response(200, {})
+
+    # -- embeddings --------------------------------------------------------------------
+    def _embed_model(self, m: re.Match[str]) -> Response | None:
+        if "embedContent" not in self.models.get(m["model"], []):
+            return self._model_missing(m["model"], m["v"], "embedContent")
+        return None
+
+    def _embed_one(self, req: Request, m: re.Match[str]) -> Response:
+        problem = self._embed_model(m)
+        if problem:
+            return problem
+        body = req.json() or {}
+        dims = int(body.get("outputDimensionality") or 768)
+        return Response(200, {"embedding": {"values": embed(_texts(body.get("content")), dims)}})
+
+    def _embed_batch(self, req: Request, m: re.Match[str]) -> Response:
+        problem = self._embed_model(m)
+        if problem:
+            return problem
+        requests = (req.json() or {}).get("requests") or []
+        if len(requests) > 100:
+            return api_error(
+                400,
+                "INVALID_ARGUMENT",
+                "* BatchEmbedContentsRequest.requests: at most 100 requests can be in one batch\n",
+            )
+        out = [
+            {"values": embed(_texts(r.get("content")), int(r.get("outputDimensionality") or 768))}
+            for r in requests
+        ]
+        return Response(200, {"embeddings": out})
+
+    # -- batches -----------------------------------------------------------------------
+    def _operation(self, job: dict[str, Any]) -> dict[str, Any]:
+        meta = {
+            "@type": "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch",
+            "model": job["model"],
+            "displayName": job["displayName"],
+            "createTime": job["createTime"],
+            "updateTime": job["updateTime"],
+            "batchStats": job["stats"],
+            "state": job["state"],
+            "name": job["name"],
+        }
+        op: dict[str, Any] = {"name": job["name"], "metadata": meta}
+        if job["state"] in TERMINAL:
+            op["done"] = True
+            meta["endTime"] = job["updateTime"]
+            if job.get("error"):
+                op["error"] = job["error"]
+            elif job.get("output") is not None:
+                output = {"inlinedResponses": {"inlinedResponses": job["output"]}}
+                meta["output"] = output
+                op["response"] = {
+                    "@type": "type.googleapis.com/google.ai.generativelanguage.v1main."
+                    "GenerateContentBatchOutput",
+                    **output,
+                }
+        return op
+
+    def _batch_create(self, req: Request, m: re.Match[str]) -> Response:
+        if m["model"] not in self.models:
+            return self._model_missing(m["model"], m["v"], "batchGenerateContent")
+        if len(req.body) > self.max_batch_bytes:
+            return api_error(
+                400,
+                "INVALID_ARGUMENT",
+                f"Request payload size exceeds the limit: {self.max_batch_bytes} bytes.",
+            )
+        batch = (req.json() or {}).get("batch") or {}
+        requests = ((batch.get("inputConfig") or {}).get("requests") or {}).get("requests") or []
+        bid = uuid.uuid4().hex[:16]
+        job = {
+            "name": f"batches/{bid}",
+            "model": f"models/{m['model']}",
+            "displayName": batch.get("displayName", ""),
+            "createTime": now_iso(),
+            "updateTime": now_iso(),
+            "state": "BATCH_STATE_PENDING",
+            "stats": {
+                "requestCount": str(len(requests)),
+                "pendingRequestCount": str(len(requests)),
+            },
+            "requests": requests,
+            "polls": 0,
+        }
+        with self._state_lock:
+            self.batches[bid] = job
+            return Response(200, self._operation(job))
+
+    def complete_batch(self, bid: str) -> None:
+        """Run every request of a job now (also happens after `batch_polls_to_finish` polls)."""
+        with self._state_lock:
+            job = self.batches[bid]
+            if job["state"] in TERMINAL:
+                return
+            job["updateTime"] = now_iso()
+            if self.fail_batches:
+                job["state"] = "BATCH_STATE_FAILED"
+                job["error"] = {"code": 13, "message": "Batch job failed: internal error."}
+                return
+            model = job["model"].removeprefix("models/")
+            output, ok = [], 0
+            for entry in job["requests"]:
+                request = entry.get("request") or {}
+                item: dict[str, Any] = {}
+                if entry.get("metadata") is not None:
+                    item["metadata"] = entry["metadata"]
+                text = json.dumps(request.get("contents"))
+                if self.batch_error_marker and self.batch_error_marker in text:
+                    item["error"] = {"code": 3, "message": "Request contains an invalid argument."}
+                else:
+                    status, body = self.generate(model, request)
+                    if status == 200:
+                        item["response"] = body
+                        ok += 1
+                    else:
+                        item["error"] = {"code": status, "message": body["error"]["message"]}
+                output.append(item)
+            job["state"] = "BATCH_STATE_SUCCEEDED"
+            job["output"] = output
+            job["stats"] = {
+                "requestCount": str(len(output)),
+                "successfulRequestCount": str(ok),
+                "failedRequestCount": str(len(output) - ok),
+            }
+
+    def _batch_get(self, req: Request, m: re.Match[str]) -> Response:
+        with self._state_lock:
+            job = self.batches.get(m["id"])
+            if job is None:
+                return api_error(404, "NOT_FOUND", f"Batch batches/{m['id']} not found.")
+            job["polls"] += 1
+            if job["state"] == "BATCH_STATE_PENDING" and job["polls"] < self.batch_polls_to_finish:
+                job["state"] = "BATCH_STATE_RUNNING"
+            if job["polls"] >= self.batch_polls_to_finish:
+                self.complete_batch(m["id"])
+            return Response(200, self._operation(job))
+
+    def _batch_list(self, req: Request, m: re.Match[str]) -> Response:
+        with self._state_lock:
+            ops = [self._operation(j) for j in self.batches.values()]
+        return Response(200, {"operations": ops})
+
+    def _batch_cancel(self, req: Request, m: re.Match[str]) -> Response:
+        with self._state_lock:
+            job = self.batches.get(m["id"])
+            if job is None:
+                return api_error(404, "NOT_FOUND", f"Batch batches/{m['id']} not found.")
+            if job["state"] not in TERMINAL:
+                job["state"] = "BATCH_STATE_CANCELLED"
+        return Response(200, {})
+
+    def _batch_delete(self, req: Request, m: re.Match[str]) -> Response:
+        with self._state_lock:
+            self.batches.pop(m["id"], None)
+        return Response(200, {})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Serve a fake Gemini API until killed.")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--key", default=DEFAULT_KEY, help="API key the fake accepts")
+    parser.add_argument("--obey-injection", action="store_true")
+    args = parser.parse_args()
+    fake = FakeGemini(api_key=args.key)
+    fake.port = args.port
+    fake.obey_injection = args.obey_injection
+    fake.start()
+    print(fake.base_url, flush=True)
+    print(
+        f"export TRIAGE_LLM__GEMINI__BASE_URL={fake.base_url} GEMINI_API_KEY={args.key}",
+        flush=True,
+    )
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        fake.stop()
+
+
+if __name__ == "__main__":
+    main()
