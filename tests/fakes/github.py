@@ -1,0 +1,643 @@
+"""A fake GitHub REST API on 127.0.0.1: issues listings, repos, labels, rate limits and faults.
+
+Issues are held as compact records and rendered into GitHub's JSON shape per request, so the
+fake serves tens of thousands of issues quickly. Every answer carries X-RateLimit-* headers.
+
+Standalone (for benchmarks and kill tests), serving N issues in any repository asked for:
+
+    python -m tests.fakes.github --issues 20000 --prs-every 10 --port 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import re
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import unquote, urlencode
+
+from tests.fakes.server import FakeServer, Request, Response
+
+PREFIX = re.compile(r"^/api/v3(?=/)")  # GitHub Enterprise serves the same API under /api/v3
+R = r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)"
+EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
+SECONDARY = (
+    "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
+)
+LABEL_WORDS = ("bug", "enhancement", "question", "documentation", "good first issue")
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+
+
+@dataclass(slots=True)
+class Issue:
+    number: int
+    title: str
+    body: str | None
+    user: str
+    created_at: datetime
+    updated_at: datetime
+    state: str = "open"
+    state_reason: str | None = None
+    closed_at: datetime | None = None
+    labels: list[str] = field(default_factory=list)
+    assignees: list[str] = field(default_factory=list)
+    milestone: str | None = None
+    comments: int = 0
+    reactions: int = 0
+    is_pr: bool = False
+
+
+@dataclass
+class Repo:
+    id: int
+    owner: str
+    name: str
+    has_issues: bool = True
+    issues: dict[int, Issue] = field(default_factory=dict)
+    # (updated_at, number) ascending: the order `sort=updated&direction=asc` lists.
+    order: list[tuple[datetime, int]] = field(default_factory=list)
+    labels: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.owner}/{self.name}"
+
+
+class FakeGitHub(FakeServer):
+    """`with FakeGitHub() as gh:`; point `[github] api_url` at `gh.base_url` (or `gh.ghe_url`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.repos: dict[str, Repo] = {}
+        self.orgs: set[str] = set()
+        self.revoked_tokens: set[str] = {"revoked"}
+        self.require_auth = False
+        self.limit = 5000
+        self.used = 0
+        self.reset_at = time.time() + 3600
+        self.clock = EPOCH
+        self.primary_status = 403  # GitHub answers a spent primary limit with 403 (or 429)
+        # Standalone mode: unknown repositories spring into being with this many issues.
+        self.autocreate: tuple[int, int] | None = None
+        self._holds: list[_Hold] = []
+        self._data_lock = threading.RLock()
+        for method, pattern, handler in self._routes_table():
+            self.route(method, pattern, handler)
+
+    def _routes_table(self) -> list[tuple[str, str, Callable[[Request, re.Match[str]], Response]]]:
+        return [
+            ("GET", "/rate_limit", self._rate_limit),
+            ("GET", R, self._get_repo),
+            ("GET", R + "/issues", self._list_issues),
+            ("GET", r"/repositories/(?P<id>\d+)/issues", self._list_issues),
+            ("GET", R + r"/issues/(?P<n>\d+)", self._get_issue),
+            ("GET", R + "/labels", self._list_repo_labels),
+            ("POST", R + "/labels", self._create_label),
+            ("GET", R + r"/issues/(?P<n>\d+)/labels", self._issue_labels),
+            ("POST", R + r"/issues/(?P<n>\d+)/labels", self._add_labels),
+            ("PUT", R + r"/issues/(?P<n>\d+)/labels", self._set_labels),
+            ("DELETE", R + r"/issues/(?P<n>\d+)/labels/(?P<name>[^/]+)", self._remove_label),
+            ("GET", r"/orgs/(?P<owner>[^/]+)/repos", self._owner_repos),
+            ("GET", r"/users/(?P<owner>[^/]+)/repos", self._owner_repos),
+        ]
+
+    @property
+    def ghe_url(self) -> str:
+        """The same API as GitHub Enterprise serves it: under /api/v3."""
+        return self.base_url + "/api/v3"
+
+    # -- building state --------------------------------------------------------------------
+    def add_repo(
+        self, full_name: str, issues: int = 0, prs_every: int = 0, org: bool = False
+    ) -> Repo:
+        owner, name = full_name.split("/")
+        with self._data_lock:
+            repo = Repo(id=1000 + len(self.repos), owner=owner, name=name)
+            self.repos[full_name.lower()] = repo
+            if org:
+                self.orgs.add(owner.lower())
+            for label in LABEL_WORDS:
+                self._ensure_label(repo, label)
+            self._generate(repo, issues, prs_every)
+        return repo
+
+    def _generate(self, repo: Repo, count: int, prs_every: int) -> None:
+        """Issues created an hour apart from 2020, each updated 30 minutes after creation."""
+        for n in range(1, count + 1):
+            created = EPOCH + timedelta(hours=n)
+            closed = n % 3 == 0
+            issue = Issue(
+                number=n,
+                title=f"Issue {n}: {'crash' if n % 2 else 'feature'} in module {n % 17}",
+                body=f"Steps to reproduce issue {n}.\n\n" + "Details of the problem. " * (n % 20),
+                user=f"user{n % 50}",
+                created_at=created,
+                updated_at=created + timedelta(minutes=30),
+                state="closed" if closed else "open",
+                state_reason="completed" if closed else None,
+                closed_at=created + timedelta(minutes=30) if closed else None,
+                labels=[LABEL_WORDS[n % len(LABEL_WORDS)]] if n % 4 else [],
+                assignees=[f"user{n % 7}"] if n % 5 == 0 else [],
+                milestone="v1.0" if n % 11 == 0 else None,
+                comments=n % 9,
+                reactions=n % 4,
+                is_pr=bool(prs_every) and n % prs_every == 0,
+            )
+            self._put(repo, issue)
+
+    def _put(self, repo: Repo, issue: Issue) -> None:
+        repo.issues[issue.number] = issue
+        repo.order.append((issue.updated_at, issue.number))
+        if len(repo.order) > 1 and repo.order[-2] > repo.order[-1]:
+            repo.order.sort()
+        self.clock = max(self.clock, issue.updated_at)
+
+    def tick(self) -> datetime:
+        """The fake's clock: every change happens one second after the newest one."""
+        self.clock += timedelta(seconds=1)
+        return self.clock
+
+    def add_issue(self, full_name: str, title: str, body: str = "", **fields: Any) -> Issue:
+        """A new issue (or PR with is_pr=True), updated now on the fake's clock."""
+        with self._data_lock:
+            repo = self.repo(full_name)
+            now = self.tick()
+            number = max(repo.issues, default=0) + 1
+            issue = Issue(number, title, body, fields.pop("user", "reporter"), now, now, **fields)
+            self._put(repo, issue)
+        return issue
+
+    def edit_issue(self, full_name: str, number: int, **changes: Any) -> Issue:
+        """Change fields and bump updated_at, moving the issue to the end of the listing."""
+        with self._data_lock:
+            repo = self.repo(full_name)
+            issue = repo.issues[number]
+            for key, value in changes.items():
+                setattr(issue, key, value)
+            if changes.get("state") == "closed" and issue.closed_at is None:
+                issue.closed_at = self.clock
+            self._touch(repo, issue)
+        return issue
+
+    def _touch(self, repo: Repo, issue: Issue) -> None:
+        key = (issue.updated_at, issue.number)
+        index = bisect.bisect_left(repo.order, key)
+        if index < len(repo.order) and repo.order[index] == key:
+            del repo.order[index]
+        issue.updated_at = self.tick()
+        repo.order.append((issue.updated_at, issue.number))
+
+    def repo(self, full_name: str) -> Repo:
+        return self.repos[full_name.lower()]
+
+    def _find_repo(self, m: re.Match[str]) -> Repo | None:
+        groups = m.groupdict()
+        with self._data_lock:
+            if groups.get("id"):
+                return next((r for r in self.repos.values() if r.id == int(groups["id"])), None)
+            name = f"{groups['owner']}/{groups['repo']}"
+            repo = self.repos.get(name.lower())
+            if repo is None and self.autocreate is not None:
+                repo = self.add_repo(name, *self.autocreate)
+            return repo
+
+    # -- fault switches --------------------------------------------------------------------
+    def exhaust(self, reset_in: float = 3600.0, status: int = 403) -> None:
+        """Use up the primary rate limit now; it resets `reset_in` seconds from now."""
+        self.used = self.limit
+        self.reset_at = time.time() + reset_in
+        self.primary_status = status
+
+    def secondary_limit(
+        self, times: int = 1, retry_after: int | None = None, status: int = 403, path: str = ".*"
+    ) -> None:
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+        body = {"message": SECONDARY, "documentation_url": _DOCS + "#secondary-rate-limits"}
+        self.add_fault(Response(status, body, headers), path=path, times=times)
+
+    def server_error(self, times: int = 1, status: int = 502, path: str = ".*") -> None:
+        body = "<html><body><h1>502 Bad Gateway</h1></body></html>" if status == 502 else None
+        resp = Response(status, body or {"message": "Server Error"})
+        if body:
+            resp.content_type = "text/html"
+        self.add_fault(resp, path=path, times=times)
+
+    def fail(
+        self, path: str, status: int, message: str, method: str | None = None, times: int = 1
+    ) -> None:
+        """Answer matching requests with an error, e.g. 403/404/422 on the label endpoints."""
+        body: dict[str, Any] = {"message": message, "documentation_url": _DOCS}
+        if status == 422:
+            body["errors"] = [{"resource": "Label", "code": "already_exists", "field": "name"}]
+        self.add_fault(Response(status, body), path=path, method=method, times=times)
+
+    def hold(self, path: str, after: int) -> _Hold:
+        """Block the request to `path` that comes after `after` matching ones, until released."""
+        hold = _Hold(re.compile(path), after)
+        self._holds.append(hold)
+        return hold
+
+    # -- dispatch: auth, rate limit, faults, routes -------------------------------------------
+    def dispatch(self, req: Request) -> Response:
+        with self._lock:
+            self.requests.append(req)
+        for hold in self._holds:
+            hold.check(req)
+        resp = self._answer(req)
+        resp.headers = {**self._rate_headers(req), **resp.headers}
+        return resp
+
+    def _answer(self, req: Request) -> Response:
+        token = _token(req)
+        if token is not None and token in self.revoked_tokens:
+            return Response(401, {"message": "Bad credentials", "documentation_url": _DOCS})
+        if token is None and (self.require_auth or req.method != "GET"):
+            return Response(401, {"message": "Requires authentication", "documentation_url": _DOCS})
+        fault = self._take_fault(req)
+        if fault is not None:
+            return fault
+        path = PREFIX.sub("", req.path)
+        if path != "/rate_limit" and not self._spend():
+            message = "API rate limit exceeded for user ID 1."
+            return Response(self.primary_status, {"message": message, "documentation_url": _DOCS})
+        for method, pattern, handler in self._routes:
+            m = pattern.match(path)
+            if m and method == req.method:
+                return handler(req, m)
+        return self.not_found(req)
+
+    def _spend(self) -> bool:
+        with self._lock:
+            if time.time() >= self.reset_at:
+                self.used, self.reset_at = 0, time.time() + 3600
+            if self.used >= self.limit:
+                return False
+            self.used += 1
+            return True
+
+    def _rate_headers(self, req: Request) -> dict[str, str]:
+        with self._lock:
+            return {
+                "X-RateLimit-Limit": str(self.limit),
+                "X-RateLimit-Remaining": str(max(self.limit - self.used, 0)),
+                "X-RateLimit-Reset": str(int(self.reset_at)),
+                "X-RateLimit-Used": str(self.used),
+                "X-RateLimit-Resource": "core",
+            }
+
+    # -- handlers --------------------------------------------------------------------------
+    def _rate_limit(self, req: Request, m: re.Match[str]) -> Response:
+        core = {
+            "limit": self.limit,
+            "used": self.used,
+            "remaining": max(self.limit - self.used, 0),
+            "reset": int(self.reset_at),
+        }
+        search = {"limit": 30, "used": 0, "remaining": 30, "reset": int(time.time()) + 60}
+        return Response(200, {"resources": {"core": core, "search": search}, "rate": core})
+
+    def _get_repo(self, req: Request, m: re.Match[str]) -> Response:
+        repo = self._find_repo(m)
+        return self.not_found(req) if repo is None else Response(200, self._repo_json(req, repo))
+
+    def _list_issues(self, req: Request, m: re.Match[str]) -> Response:
+        repo = self._find_repo(m)
+        if repo is None:
+            return self.not_found(req)
+        if not repo.has_issues:
+            return Response(410, {"message": "Issues are disabled for this repo"})
+        with self._data_lock:
+            keys = self._select(repo, req)
+            page, per_page = _paging(req)
+            chunk = keys[(page - 1) * per_page : page * per_page]
+            body = [self._issue_json(req, repo, repo.issues[n]) for _, n in chunk]
+        links = self._links(req, f"/repositories/{repo.id}/issues", page, per_page, len(keys))
+        return Response(200, body, links)
+
+    def _select(self, repo: Repo, req: Request) -> list[tuple[datetime, int]]:
+        """The listing's filters and order as GitHub defines them (default: open, created desc)."""
+        state = req.arg("state", "open")
+        since = req.arg("since")
+        keys = repo.order
+        if since:
+            start = datetime.strptime(since, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+            keys = keys[bisect.bisect_left(keys, (start, -1)) :]
+        if state != "all":
+            keys = [k for k in keys if repo.issues[k[1]].state == state]
+        if req.arg("sort", "created") == "created":
+            keys = sorted(keys, key=lambda k: (repo.issues[k[1]].created_at, k[1]))
+        if req.arg("direction", "desc") == "desc":
+            keys = keys[::-1]
+        return keys
+
+    def _get_issue(self, req: Request, m: re.Match[str]) -> Response:
+        repo, issue = self._find_issue(m)
+        if repo is None or issue is None:
+            return self.not_found(req)
+        return Response(200, self._issue_json(req, repo, issue))
+
+    def _owner_repos(self, req: Request, m: re.Match[str]) -> Response:
+        owner = m["owner"].lower()
+        is_org = owner in self.orgs
+        if req.path.split("/")[-3] == "orgs" and not is_org:
+            return self.not_found(req)
+        with self._data_lock:
+            repos = [r for r in self.repos.values() if r.owner.lower() == owner]
+        if not repos and not is_org:
+            return self.not_found(req)
+        page, per_page = _paging(req)
+        body = [self._repo_json(req, r) for r in repos[(page - 1) * per_page : page * per_page]]
+        return Response(200, body, self._links(req, None, page, per_page, len(repos)))
+
+    def _list_repo_labels(self, req: Request, m: re.Match[str]) -> Response:
+        repo = self._find_repo(m)
+        if repo is None:
+            return self.not_found(req)
+        page, per_page = _paging(req)
+        labels = list(repo.labels.values())
+        body = [self._label_json(req, repo, lb["name"]) for lb in labels][
+            (page - 1) * per_page : page * per_page
+        ]
+        return Response(200, body, self._links(req, None, page, per_page, len(labels)))
+
+    def _create_label(self, req: Request, m: re.Match[str]) -> Response:
+        repo = self._find_repo(m)
+        if repo is None:
+            return self.not_found(req)
+        data = req.json() or {}
+        name = str(data.get("name") or "")
+        if not name or name.lower() in {n.lower() for n in repo.labels}:
+            body = {"message": "Validation Failed", "documentation_url": _DOCS}
+            code = "already_exists" if name else "missing_field"
+            body["errors"] = [{"resource": "Label", "code": code, "field": "name"}]
+            return Response(422, body)
+        with self._data_lock:
+            self._ensure_label(repo, name, data.get("color", "ededed"), data.get("description"))
+        return Response(201, self._label_json(req, repo, name))
+
+    def _issue_labels(self, req: Request, m: re.Match[str]) -> Response:
+        repo, issue = self._find_issue(m)
+        if repo is None or issue is None:
+            return self.not_found(req)
+        return Response(200, [self._label_json(req, repo, n) for n in issue.labels])
+
+    def _add_labels(self, req: Request, m: re.Match[str], replace: bool = False) -> Response:
+        repo, issue = self._find_issue(m)
+        if repo is None or issue is None:
+            return self.not_found(req)
+        data = req.json()
+        names = data.get("labels", []) if isinstance(data, dict) else list(data or [])
+        with self._data_lock:
+            current = [] if replace else list(issue.labels)
+            for name in names:
+                name = self._ensure_label(repo, str(name))  # GitHub creates unknown labels
+                if name not in current:
+                    current.append(name)
+            issue.labels = current
+            self._touch(repo, issue)
+        return Response(200, [self._label_json(req, repo, n) for n in issue.labels])
+
+    def _set_labels(self, req: Request, m: re.Match[str]) -> Response:
+        return self._add_labels(req, m, replace=True)
+
+    def _remove_label(self, req: Request, m: re.Match[str]) -> Response:
+        repo, issue = self._find_issue(m)
+        if repo is None or issue is None:
+            return self.not_found(req)
+        name = unquote(m["name"])
+        with self._data_lock:
+            match = next((n for n in issue.labels if n.lower() == name.lower()), None)
+            if match is None:
+                return Response(
+                    404, {"message": "Label does not exist", "documentation_url": _DOCS}
+                )
+            issue.labels.remove(match)
+            self._touch(repo, issue)
+        return Response(200, [self._label_json(req, repo, n) for n in issue.labels])
+
+    def _find_issue(self, m: re.Match[str]) -> tuple[Repo | None, Issue | None]:
+        repo = self._find_repo(m)
+        return repo, (repo.issues.get(int(m["n"])) if repo else None)
+
+    def _ensure_label(
+        self, repo: Repo, name: str, color: str = "ededed", description: str | None = None
+    ) -> str:
+        for existing in repo.labels:
+            if existing.lower() == name.lower():
+                return existing
+        repo.labels[name] = {
+            "id": 5000 + len(repo.labels),
+            "name": name,
+            "color": color,
+            "description": description,
+        }
+        return name
+
+    # -- JSON shapes -----------------------------------------------------------------------
+    def _api(self, req: Request) -> str:
+        prefix = PREFIX.match(req.path)
+        return self.base_url + (prefix.group(0) if prefix else "")
+
+    def _user(self, api: str, login: str) -> dict[str, Any]:
+        return {
+            "login": login,
+            "id": abs(hash(login)) % 10**7,
+            "node_id": f"U_{login}",
+            "avatar_url": "",
+            "url": f"{api}/users/{login}",
+            "html_url": f"https://github.com/{login}",
+            "type": "User",
+            "site_admin": False,
+        }
+
+    def _label_json(self, req: Request, repo: Repo, name: str) -> dict[str, Any]:
+        label = repo.labels.get(name) or {"id": 0, "name": name, "color": "ededed"}
+        return {
+            "id": label["id"],
+            "node_id": f"LA_{label['id']}",
+            "url": f"{self._api(req)}/repos/{repo.full_name}/labels/{name}",
+            "name": name,
+            "color": label["color"],
+            "default": name in LABEL_WORDS,
+            "description": label.get("description"),
+        }
+
+    def _issue_json(self, req: Request, repo: Repo, issue: Issue) -> dict[str, Any]:
+        api = self._api(req)
+        url = f"{api}/repos/{repo.full_name}/issues/{issue.number}"
+        kind = "pull" if issue.is_pr else "issues"
+        user = self._user(api, issue.user)
+        assignees = [self._user(api, a) for a in issue.assignees]
+        body: dict[str, Any] = {
+            "url": url,
+            "repository_url": f"{api}/repos/{repo.full_name}",
+            "labels_url": url + "/labels{/name}",
+            "comments_url": url + "/comments",
+            "events_url": url + "/events",
+            "html_url": f"https://github.com/{repo.full_name}/{kind}/{issue.number}",
+            "id": repo.id * 1_000_000 + issue.number,
+            "node_id": f"I_{repo.id}_{issue.number}",
+            "number": issue.number,
+            "title": issue.title,
+            "user": user,
+            "labels": [self._label_json(req, repo, n) for n in issue.labels],
+            "state": issue.state,
+            "locked": False,
+            "assignee": assignees[0] if assignees else None,
+            "assignees": assignees,
+            "milestone": _milestone(api, repo, issue.milestone),
+            "comments": issue.comments,
+            "created_at": iso(issue.created_at),
+            "updated_at": iso(issue.updated_at),
+            "closed_at": iso(issue.closed_at),
+            "author_association": "NONE",
+            "active_lock_reason": None,
+            "body": issue.body,
+            "reactions": {
+                "url": url + "/reactions",
+                "total_count": issue.reactions,
+                **{k: 0 for k in ("-1", "laugh", "hooray", "confused", "heart", "rocket", "eyes")},
+                "+1": issue.reactions,
+            },
+            "timeline_url": url + "/timeline",
+            "performed_via_github_app": None,
+            "state_reason": issue.state_reason,
+        }
+        if issue.is_pr:
+            pulls = f"{api}/repos/{repo.full_name}/pulls/{issue.number}"
+            html = body["html_url"]
+            body["draft"] = False
+            body["pull_request"] = {
+                "url": pulls,
+                "html_url": html,
+                "diff_url": html + ".diff",
+                "patch_url": html + ".patch",
+                "merged_at": None,
+            }
+        return body
+
+    def _repo_json(self, req: Request, repo: Repo) -> dict[str, Any]:
+        api = self._api(req)
+        owner = self._user(api, repo.owner)
+        if repo.owner.lower() in self.orgs:
+            owner["type"] = "Organization"
+        open_count = sum(1 for i in repo.issues.values() if i.state == "open")
+        return {
+            "id": repo.id,
+            "node_id": f"R_{repo.id}",
+            "name": repo.name,
+            "full_name": repo.full_name,
+            "private": False,
+            "owner": owner,
+            "html_url": f"https://github.com/{repo.full_name}",
+            "description": None,
+            "fork": False,
+            "url": f"{api}/repos/{repo.full_name}",
+            "has_issues": repo.has_issues,
+            "archived": False,
+            "open_issues_count": open_count,
+            "default_branch": "main",
+            "visibility": "public",
+            "created_at": iso(EPOCH),
+            "updated_at": iso(self.clock),
+        }
+
+    def _links(
+        self, req: Request, path: str | None, page: int, per_page: int, total: int
+    ) -> dict[str, str]:
+        """Link header like GitHub's: first/prev/next/last, keeping every query argument."""
+        last = max((total + per_page - 1) // per_page, 1)
+        base = self._api(req) + path if path else self.base_url + req.path
+        args = {k: v[0] for k, v in req.query.items() if k != "page"}
+
+        def url(n: int) -> str:
+            return f"{base}?{urlencode({**args, 'page': n})}"
+
+        rels = []
+        if page < last:
+            rels += [f'<{url(page + 1)}>; rel="next"', f'<{url(last)}>; rel="last"']
+        if page > 1:
+            rels += [f'<{url(1)}>; rel="first"', f'<{url(page - 1)}>; rel="prev"']
+        return {"Link": ", ".join(rels)} if rels else {}
+
+
+_DOCS = "https://docs.github.com/rest"
+
+
+class _Hold:
+    """Blocks one request until `release()`; `reached` is set when it arrives."""
+
+    def __init__(self, pattern: re.Pattern[str], after: int) -> None:
+        self.pattern, self.after = pattern, after
+        self.reached = threading.Event()
+        self.released = threading.Event()
+
+    def check(self, req: Request) -> None:
+        if not self.pattern.search(req.path) or self.released.is_set():
+            return
+        if self.after > 0:
+            self.after -= 1
+            return
+        self.reached.set()
+        self.released.wait(timeout=60)
+
+    def release(self) -> None:
+        self.released.set()
+
+
+def _token(req: Request) -> str | None:
+    value = req.headers.get("authorization")
+    return value.split()[-1] if value else None
+
+
+def _paging(req: Request) -> tuple[int, int]:
+    page = max(int(req.arg("page", "1") or 1), 1)
+    per_page = min(max(int(req.arg("per_page", "30") or 30), 1), 100)
+    return page, per_page
+
+
+def _milestone(api: str, repo: Repo, title: str | None) -> dict[str, Any] | None:
+    if title is None:
+        return None
+    return {
+        "url": f"{api}/repos/{repo.full_name}/milestones/1",
+        "id": 1,
+        "number": 1,
+        "title": title,
+        "state": "open",
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--issues", type=int, default=1000, help="issues per repository")
+    parser.add_argument("--prs-every", type=int, default=0, help="every Nth item is a PR")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--rate-limit", type=int, default=5000, help="requests per hour")
+    opts = parser.parse_args(argv)
+    fake = FakeGitHub()
+    fake.autocreate = (opts.issues, opts.prs_every)
+    fake.limit = opts.rate_limit
+    fake.port = opts.port
+    fake.start()
+    print(fake.base_url, flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fake.stop()
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""GitHub issues as a Source: one listing request per 100 items, oldest change first.
+
+Items are built from the listing's own JSON. PyGithub's `Issue` objects would fetch each issue
+again the moment `pull_request` or `raw_data` is read, so the listing is read through the
+requester directly (see github_client.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from github import GithubException
+
+from triage.context import Context
+from triage.errors import ConfigError, SourceError
+from triage.ingest import format_cursor
+from triage.sources.base import ItemIn, Page, github_key, to_utc
+from triage.sources.github_client import GitHubClient, error_message, github_client
+
+REACTIONS = ("+1", "-1", "laugh", "hooray", "confused", "heart", "rocket", "eyes")
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _cursor(value: str) -> str:
+    """GitHub's own timestamp in the cursor's one format (UTC, whole seconds)."""
+    return format_cursor(to_utc(datetime.fromisoformat(value)))
+
+
+def to_item(repo: str, raw: dict[str, Any]) -> ItemIn:
+    """Map one issue of the listing onto ItemIn; what has no column goes to `extra`."""
+    milestone = raw.get("milestone") or {}
+    reactions = raw.get("reactions") or {}
+    extra: dict[str, Any] = {
+        "id": raw.get("id"),
+        "author_association": raw.get("author_association"),
+        "locked": raw.get("locked", False),
+    }
+    breakdown = {k: reactions[k] for k in REACTIONS if reactions.get(k)}
+    if breakdown:
+        extra["reactions"] = breakdown
+    if (raw.get("type") or {}).get("name"):
+        extra["type"] = raw["type"]["name"]
+    pull = raw.get("pull_request")
+    if pull is not None:
+        extra["draft"] = bool(raw.get("draft"))
+        extra["merged_at"] = pull.get("merged_at")
+    return ItemIn(
+        key=github_key(repo, raw["number"]),
+        source="github",
+        scope=repo,
+        number=raw["number"],
+        url=raw.get("html_url") or "",
+        title=raw.get("title") or "",
+        body=raw.get("body") or "",
+        state="closed" if raw.get("state") == "closed" else "open",
+        state_reason=raw.get("state_reason"),
+        author=(raw.get("user") or {}).get("login"),
+        labels=[label["name"] for label in raw.get("labels") or []],
+        assignees=[a["login"] for a in raw.get("assignees") or []],
+        milestone=milestone.get("title"),
+        is_pull_request=pull is not None,
+        comments=raw.get("comments") or 0,
+        reactions=reactions.get("total_count") or 0,
+        created_at=datetime.fromisoformat(raw["created_at"]),
+        updated_at=datetime.fromisoformat(raw["updated_at"]),
+        closed_at=_time(raw.get("closed_at")),
+        extra=extra,
+    )
+
+
+class GitHubSource:
+    """The issues of one repository, listed by `updated` ascending from the cursor."""
+
+    def __init__(self, client: GitHubClient, repo: str, include_pull_requests: bool) -> None:
+        self.client = client
+        self.repo = repo
+        self.include_pull_requests = include_pull_requests
+
+    @property
+    def name(self) -> str:
+        return f"github:{self.repo}"
+
+    def total_hint(self) -> int | None:
+        # The repository's counts cover open issues and PRs only; a guess would mislead.
+        return None
+
+    def pages(
+        self, cursor: str | None, since: datetime | None, state: dict[str, Any]
+    ) -> Iterator[Page]:
+        start = cursor or (format_cursor(since) if since else None)
+        params: dict[str, Any] = {"state": "all", "sort": "updated", "direction": "asc"}
+        if start:
+            # `since` is inclusive: the last item of the previous run comes back once more
+            # (a harmless re-upsert) and items sharing its second are never skipped.
+            params["since"] = start
+        what = f"the issues of {self.repo}"
+        try:
+            for listed in self.client.paginate(f"/repos/{self.repo}/issues", params, what):
+                yield self._page(listed.data, start, listed.requests, listed.quota_remaining)
+                if listed.data:
+                    start = _cursor(listed.data[-1]["updated_at"])
+        except GithubException as exc:
+            raise repo_error(exc, self.repo) from None
+
+    def _page(
+        self, data: list[dict[str, Any]], start: str | None, requests: int, quota: int | None
+    ) -> Page:
+        items, skipped = [], 0
+        for raw in data:
+            if "pull_request" in raw and not self.include_pull_requests:
+                skipped += 1
+                continue
+            items.append(to_item(self.repo, raw))
+        cursor = _cursor(data[-1]["updated_at"]) if data else start
+        return Page(items, cursor, requests=requests, quota_remaining=quota, skipped=skipped)
+
+
+def repo_error(exc: GithubException, repo: str) -> SourceError:
+    if exc.status == 404:
+        return SourceError(
+            f"GitHub repository {repo} not found (404): check the name in [github] repos"
+            " or the command line, and that GITHUB_TOKEN can see it"
+        )
+    if exc.status == 410:
+        return SourceError(f"GitHub repository {repo} has issues disabled (410)")
+    return SourceError(f"GitHub refused the issues of {repo}: {exc.status} {error_message(exc)}")
+
+
+def _split(spec: str) -> tuple[str, str]:
+    owner, _, name = spec.strip().partition("/")
+    if not owner or not name or "/" in name:
+        raise ConfigError(f"[github] repos: expected OWNER/REPO or OWNER/*, got {spec!r}")
+    return owner, name
+
+
+def expand_owner(client: GitHubClient, owner: str) -> list[str]:
+    """Every repository of an organization, or of a user account, that has issues enabled."""
+    what = f"the repositories of {owner}"
+    for path, params in (
+        (f"/orgs/{owner}/repos", {"type": "all"}),
+        (f"/users/{owner}/repos", {"type": "owner"}),
+    ):
+        names: list[str] = []
+        try:
+            for page in client.paginate(path, params, what):
+                names += [r["full_name"] for r in page.data if r.get("has_issues", True)]
+        except GithubException as exc:
+            if exc.status == 404:
+                continue
+            raise SourceError(f"GitHub refused {what}: {exc.status} {error_message(exc)}") from None
+        return names
+    raise SourceError(
+        f"GitHub organization or user {owner!r} not found (404): check [github] repos"
+    )
+
+
+def make_sources(ctx: Context, repos: list[str]) -> list[GitHubSource]:
+    """One source per repository; `org/*` expands to the org's (or user's) repositories."""
+    client = github_client(ctx)
+    names: list[str] = []
+    for spec in repos:
+        owner, name = _split(spec)
+        names += expand_owner(client, owner) if name == "*" else [f"{owner}/{name}"]
+    unique = list(dict.fromkeys(names))
+    include = ctx.config.github.include_pull_requests
+    return [GitHubSource(client, repo, include) for repo in unique]

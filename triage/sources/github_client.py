@@ -1,0 +1,232 @@
+"""One PyGithub client per Context, wrapped so every call honours GitHub's rate-limit signals.
+
+PyGithub's own retry (urllib3 `GithubRetry`) is switched off: it cannot tell a primary limit sent
+as 429 from a secondary one, gives up with a `requests.RetryError`, and cannot stop cleanly when a
+reset lies too far ahead. `GitHubClient.call` does that instead, with one policy for every call.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import requests
+from github import Auth, Github, GithubException
+from github.Requester import Requester
+
+from triage.context import Context
+from triage.errors import QuotaExhausted, SourceError
+from triage.logs import get_logger
+
+log = get_logger("triage.github")
+T = TypeVar("T")
+_NEXT = re.compile(r'<([^>]+)>;\s*rel="next"')
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_retries: int = 5
+    max_rate_limit_wait: float = 900.0
+    retry_backoff: float = 1.0
+    secondary_rate_wait: float = 60.0
+
+
+@dataclass
+class ListPage:
+    """One page of a listing: its JSON, headers and how many HTTP requests it took."""
+
+    data: list[dict[str, Any]]
+    headers: dict[str, Any]
+    requests: int
+
+    @property
+    def quota_remaining(self) -> int | None:
+        value = self.headers.get("x-ratelimit-remaining")
+        return int(float(value)) if value is not None else None
+
+
+class GitHubClient:
+    """A PyGithub `Github` plus the retry and rate-limit policy every request goes through."""
+
+    def __init__(
+        self,
+        api_url: str,
+        token: str | None,
+        *,
+        timeout: float = 30.0,
+        per_page: int = 100,
+        policy: RetryPolicy | None = None,
+        seconds_between_writes: float | None = 1.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.authenticated = bool(token)
+        self.policy = policy or RetryPolicy()
+        self.per_page = per_page
+        self.requests = 0
+        self._sleep = sleep
+        self.github = Github(
+            auth=Auth.Token(token) if token else None,
+            base_url=self.api_url,
+            timeout=max(math.ceil(timeout), 1),  # PyGithub insists on whole seconds
+            per_page=per_page,
+            retry=None,
+            # PyGithub sleeps 0.25 s before every request by default; reads need no pause.
+            seconds_between_requests=None,
+            # GitHub asks for a second between content-creating writes (secondary limits).
+            seconds_between_writes=seconds_between_writes,
+            user_agent="triage",
+        )
+
+    @property
+    def requester(self) -> Requester:
+        return self.github.requester
+
+    # -- the one retry loop ---------------------------------------------------------------
+    def call(self, fn: Callable[[], T], what: str) -> T:
+        """Run one PyGithub call with timeouts, bounded retries and rate-limit waits."""
+        attempt = 0
+        while True:
+            self._wait_for_reset(what)
+            self.requests += 1
+            try:
+                return fn()
+            except GithubException as exc:
+                wait, reason = self._retry_wait(exc, attempt, what)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                wait = self.policy.retry_backoff * 2**attempt
+                reason = f"{type(exc).__name__} talking to {self.api_url}"
+            attempt += 1
+            if attempt > self.policy.max_retries:
+                raise SourceError(
+                    f"GitHub API kept failing for {what} ({reason}) after"
+                    f" {self.policy.max_retries} retries; progress is saved, re-run to continue"
+                )
+            log.warning("github retry", what=what, reason=reason, wait=round(wait, 2))
+            self._sleep(wait)
+
+    def get(self, url: str, params: dict[str, Any] | None, what: str) -> ListPage:
+        """GET a JSON list (relative path or an absolute Link URL)."""
+        before = self.requests
+        headers, data = self.call(
+            lambda: self.requester.requestJsonAndCheck("GET", url, parameters=params), what
+        )
+        return ListPage(data or [], headers, self.requests - before)
+
+    def paginate(self, path: str, params: dict[str, Any], what: str) -> Iterator[ListPage]:
+        """Follow rel="next" Link headers: one request per page, nothing else."""
+        page = self.get(path, {**params, "per_page": self.per_page}, what)
+        while True:
+            yield page
+            nxt = next_link(page.headers)
+            if nxt is None:
+                return
+            page = self.get(nxt, None, what)
+
+    # -- policy ---------------------------------------------------------------------------
+    def _retry_wait(self, exc: GithubException, attempt: int, what: str) -> tuple[float, str]:
+        """Seconds to wait before retrying, or raise when a retry cannot help."""
+        headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
+        message = error_message(exc)
+        reason = f"{exc.status} {message}".strip()
+        if exc.status == 401:
+            raise self.auth_error(what) from None
+        if exc.status in (403, 429):
+            if headers.get("x-ratelimit-remaining") == "0" and "x-ratelimit-reset" in headers:
+                reset = float(headers["x-ratelimit-reset"])
+                return self._primary_wait(reset, what), "primary rate limit"
+            if "retry-after" in headers:
+                wait = float(headers["retry-after"])
+                if wait > self.policy.max_rate_limit_wait:
+                    raise self._quota_error(time.time() + wait, what) from None
+                return wait, f"secondary rate limit ({reason})"
+            if exc.status == 429 or Requester.isRateLimitError(message):
+                return self.policy.secondary_rate_wait * 2**attempt, f"rate limited ({reason})"
+            raise exc
+        if exc.status >= 500:
+            return self.policy.retry_backoff * 2**attempt, reason
+        raise exc
+
+    def _primary_wait(self, reset: float, what: str) -> float:
+        # One second past the reset: GitHub does not say when within that second it happens.
+        wait = max(reset - time.time(), 0.0) + 1.0
+        if wait > self.policy.max_rate_limit_wait:
+            raise self._quota_error(reset, what)
+        return wait
+
+    def _wait_for_reset(self, what: str) -> None:
+        """The last answer said no requests are left: wait for the reset (or stop) up front."""
+        remaining, _limit = self.requester.rate_limiting
+        reset = self.requester.rate_limiting_resettime
+        if remaining == 0 and reset and reset > time.time():
+            wait = self._primary_wait(reset, what)
+            log.warning("github rate limit reached; waiting for reset", seconds=round(wait, 1))
+            self._sleep(wait)
+            # The next answer brings fresh numbers; until then assume the reset happened.
+            self.requester.rate_limiting = (-1, -1)
+
+    def _quota_error(self, reset: float, what: str) -> QuotaExhausted:
+        at = datetime.fromtimestamp(reset, UTC)
+        minutes = max(reset - time.time(), 0) / 60
+        hint = "" if self.authenticated else "; setting GITHUB_TOKEN raises the hourly limit"
+        return QuotaExhausted(
+            f"GitHub API rate limit used up while fetching {what}: it resets at"
+            f" {at:%Y-%m-%d %H:%M:%S} UTC (in {minutes:.0f} min), beyond [github]"
+            f" max_rate_limit_wait ({self.policy.max_rate_limit_wait:g}s); progress is saved,"
+            f" re-run the same command after the reset to continue{hint}"
+        )
+
+    def auth_error(self, what: str) -> SourceError:
+        if self.authenticated:
+            return SourceError(
+                f"GitHub rejected the token in GITHUB_TOKEN (401 Bad credentials) while fetching"
+                f" {what}: it is wrong, expired or revoked; set a valid GITHUB_TOKEN"
+            )
+        return SourceError(f"GitHub requires authentication for {what} (401): set GITHUB_TOKEN")
+
+    def rate_limit(self) -> dict[str, Any]:
+        """GET /rate_limit (free: it does not count against the limit)."""
+        _headers, data = self.call(
+            lambda: self.requester.requestJsonAndCheck("GET", "/rate_limit"), "the rate limit"
+        )
+        return dict(data.get("resources", {}).get("core") or data.get("rate") or {})
+
+
+def next_link(headers: dict[str, Any]) -> str | None:
+    match = _NEXT.search(headers.get("link") or "")
+    return match.group(1) if match else None
+
+
+def error_message(exc: GithubException) -> str:
+    data = exc.data
+    if isinstance(data, dict):
+        return str(data.get("message") or "")
+    return str(data or "")[:200]
+
+
+def github_client(ctx: Context) -> GitHubClient:
+    """The Context's one GitHub client, built from [github] config and GITHUB_TOKEN."""
+    client = ctx._cache.get("github")
+    if client is None:
+        cfg = ctx.config.github
+        token = ctx.secrets.github_token
+        client = GitHubClient(
+            cfg.api_url,
+            token.get_secret_value() if token else None,
+            timeout=cfg.timeout,
+            per_page=cfg.per_page,
+            policy=RetryPolicy(
+                max_retries=cfg.max_retries,
+                max_rate_limit_wait=cfg.max_rate_limit_wait,
+                retry_backoff=cfg.retry_backoff,
+                secondary_rate_wait=cfg.secondary_rate_wait,
+            ),
+        )
+        ctx._cache["github"] = client
+    assert isinstance(client, GitHubClient)
+    return client
