@@ -62,6 +62,8 @@ class GeminiConfig(Section):
     api_version: str = "v1beta"
     timeout: float = Field(120.0, gt=0)
     max_retries: int = Field(4, ge=0)
+    # First backoff delay (seconds) for 429/5xx retries; it doubles per attempt.
+    retry_initial_delay: float = Field(1.0, ge=0)
     use_cache: bool = True
     cache_ttl_seconds: int = Field(3600, ge=60)
     # Smallest shared prefix (tokens) the model accepts for an explicit cache.
