@@ -1,0 +1,85 @@
+"""Wording every digest renderer shares, so Slack, Markdown and HTML say the same thing."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from triage.digest import Digest, ItemRef, ThemeEntry
+
+SOURCE_NAMES = {"github": "GitHub", "stackexchange": "Stack Overflow"}
+# Long untrusted fields are shortened visibly ("…"); the full text is one click away.
+MAX_TITLE = 200
+MAX_REASON = 400
+
+
+def shorten(text: str, limit: int) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
+
+
+def source_name(source: str) -> str:
+    return SOURCE_NAMES.get(source, source)
+
+
+def signed(n: int) -> str:
+    return f"+{n}" if n > 0 else ("±0" if n == 0 else f"−{-n}")
+
+
+def stamp(when: datetime) -> str:
+    return when.strftime("%Y-%m-%d %H:%M")
+
+
+def window_line(d: Digest) -> str:
+    return f"{stamp(d.start)} → {stamp(d.end)} UTC ({d.window})"
+
+
+def headline(d: Digest) -> str:
+    """The one-sentence summary, also the notification text."""
+    parts = [
+        f"{plural(d.total.current, 'new item')} ({signed(d.total.delta)} vs previous {d.window})"
+    ]
+    if d.themes:
+        parts.append(plural(d.active_themes, "active theme"))
+    if d.high_priority.total:
+        parts.append(plural(d.high_priority.total, "high-priority bug"))
+    if d.duplicates_total:
+        parts.append(plural(d.duplicates_total, "possible duplicate"))
+    if d.unanswered.total:
+        parts.append(plural(d.unanswered.total, "unanswered question"))
+    return ", ".join(parts)
+
+
+def theme_line(t: ThemeEntry) -> str:
+    sources = ", ".join(f"{source_name(s)} {n}" for s, n in t.by_source.items())
+    return f"{plural(t.current, 'item')} ({signed(t.delta)}, {t.trend}) · {sources}"
+
+
+def item_meta(ref: ItemRef) -> str:
+    return f"{ref.scope}, {ref.state}, {ref.created_at:%Y-%m-%d}"
+
+
+def spend_line(d: Digest) -> str:
+    s = d.spend
+    if not s.calls:
+        return "no model calls in this window"
+    return (
+        f"{plural(s.calls, 'model call')}, {s.input_tokens:,} input tokens"
+        f" ({s.cached_tokens:,} cached), {s.output_tokens:,} output tokens,"
+        f" ${s.cost_usd:.2f} estimated"
+    )
+
+
+def safe_url(url: str) -> str | None:
+    """Only http(s) links are rendered as links; anything else is shown as text."""
+    try:
+        parts = urlsplit(url or "")
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    return url
