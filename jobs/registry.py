@@ -1,0 +1,217 @@
+"""Named jobs with their schedule keys; each is a plain function of the Context returning counts.
+
+Every job does what a CLI command does (`triage sync`, `triage analyze`, ...) by calling the same
+library functions, so a daemon run and a manual run can never drift apart.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from triage.context import Context
+from triage.errors import TriageError
+from triage.logs import get_logger
+
+Counts = dict[str, int]
+JobFunc = Callable[[Context], Counts]
+
+log = get_logger("triage.jobs")
+_stop = threading.Event()
+
+
+class JobSkipped(Exception):
+    """Nothing to do by design (e.g. no sources configured): not a failure."""
+
+
+class JobFailed(Exception):
+    """The job ran but did not do its work (e.g. every request failed); keeps partial counts."""
+
+    def __init__(self, message: str, counts: Counts | None = None) -> None:
+        super().__init__(message)
+        self.counts = dict(counts or {})
+
+
+def request_stop() -> None:
+    """Ask running jobs to stop at their next checkpoint."""
+    _stop.set()
+
+
+def stopping() -> bool:
+    return _stop.is_set()
+
+
+def reset_stop() -> None:
+    _stop.clear()
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    func: JobFunc
+    command: str  # the CLI command doing the same work
+    doc: str
+    schedule: str | None = None  # fixed schedule (test jobs); else [schedule] <name>
+
+
+# -- the jobs ------------------------------------------------------------------------------
+
+
+def sync(ctx: Context) -> Counts:
+    """One incremental pass over every configured source; one bad source never blocks the rest."""
+    from triage import ingest
+
+    cfg = ctx.config
+    if not cfg.github.repos and not cfg.stackexchange.tags:
+        raise JobSkipped("no sources configured: set [github] repos or [stackexchange] tags")
+    counts: Counts = {"sources": 0, "items": 0, "new": 0, "updated": 0, "requests": 0}
+    errors: list[str] = []
+    for label, build in _source_builders(ctx):
+        if stopping():
+            counts["stopped_early"] = 1
+            break
+        try:
+            sources = build()
+        except Exception as exc:
+            errors.append(f"{label}: {_one_line(exc)}")
+            continue
+        for source in sources:
+            if stopping():
+                counts["stopped_early"] = 1
+                break
+            try:
+                stats = ingest.run(ctx.sessions, source, ingest.sync_cursor_name(source))
+            except Exception as exc:  # logged and counted; the other sources still run
+                errors.append(f"{source.name}: {_one_line(exc)}")
+                continue
+            counts["sources"] += 1
+            counts["items"] += stats.items
+            counts["new"] += stats.new
+            counts["updated"] += stats.updated
+            counts["requests"] += stats.requests
+    counts["sources_failed"] = len(errors)
+    if errors:
+        raise JobFailed("; ".join(errors), counts)
+    return counts
+
+
+def _source_builders(ctx: Context) -> list[tuple[str, Callable[[], list[Any]]]]:
+    """One builder per configured repo/tag, so that a failing org listing spoils only itself."""
+    from triage.sources import github, stackexchange
+
+    cfg = ctx.config
+    out: list[tuple[str, Callable[[], list[Any]]]] = []
+    for repo in cfg.github.repos:
+        out.append((f"github:{repo}", partial(github.make_sources, ctx, [repo])))
+    for tag in cfg.stackexchange.tags:
+        site = cfg.stackexchange.site
+        out.append(
+            (f"stackexchange:{site}/{tag}", partial(stackexchange.make_sources, ctx, [tag], site))
+        )
+    return out
+
+
+def labels(ctx: Context) -> Counts:
+    """Write planned labels to GitHub (only with [labels] apply = true)."""
+    from triage.sinks import github_labels
+
+    if not ctx.config.labels.apply:
+        raise JobSkipped("label write-back is off ([labels] apply = false)")
+    plan = github_labels.plan(ctx)
+    result = github_labels.apply(ctx, plan)
+    counts = result.counts()
+    if result.failed:
+        raise JobFailed(result.failure_summary(), counts)
+    return counts
+
+
+def tick(ctx: Context, seconds: float = 1.0) -> Counts:
+    """A test job that works for `seconds`, checkpointing only if asked to stop early."""
+    deadline = time.monotonic() + seconds
+    steps = 0
+    while time.monotonic() < deadline:
+        time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+        steps += 1
+    return {"ticks": 1, "steps": steps}
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (
+        text[0]
+        if text and isinstance(exc, TriageError)
+        else f"{type(exc).__name__}: " + (text[0] if text else "")
+    )
+
+
+JOBS: dict[str, JobSpec] = {
+    spec.name: spec
+    for spec in (
+        JobSpec("sync", sync, "triage sync", "fetch new and changed issues and questions"),
+        JobSpec("labels", labels, "triage label --apply", "write labels back to GitHub"),
+    )
+}
+
+
+def tick_job(every: float, seconds: float) -> JobSpec:
+    """The test-only job: never registered unless the daemon is started with its hidden option."""
+    return JobSpec(
+        "tick", partial(tick, seconds=seconds), "-", "test job", schedule=f"every {every:g}s"
+    )
+
+
+def schedule_for(ctx: Context, spec: JobSpec) -> str:
+    if spec.schedule is not None:
+        return spec.schedule
+    return str(getattr(ctx.config.schedule, spec.name, "off"))
+
+
+def off_reason(ctx: Context, spec: JobSpec) -> str | None:
+    """Why the daemon does not schedule this job, or None when it does."""
+    if spec.name == "labels" and not ctx.config.labels.apply:
+        return "[labels] apply = false"
+    if spec.schedule is None and schedule_for(ctx, spec).strip().lower() in {
+        "off",
+        "never",
+        "disabled",
+        "",
+    }:
+        return f"[schedule] {spec.name} = off"
+    return None
+
+
+def select_jobs(ctx: Context, only: list[str] | None = None) -> list[JobSpec]:
+    """The jobs to schedule, in pipeline order; unknown names in `only` are a config error."""
+    from triage.errors import ConfigError
+
+    if only:
+        unknown = [n for n in only if n not in JOBS]
+        if unknown:
+            raise ConfigError(f"unknown job {unknown[0]!r}: choose from {', '.join(JOBS)}")
+    return [
+        spec
+        for name, spec in JOBS.items()
+        if (not only or name in only) and off_reason(ctx, spec) is None
+    ]
+
+
+def schedule_overview(ctx: Context) -> dict[str, dict[str, Any]]:
+    """Each job's schedule and next run (naive UTC), for `triage status`."""
+    from jobs import schedule
+
+    tz = schedule.zone(ctx.config.schedule.timezone)
+    out: dict[str, dict[str, Any]] = {}
+    for name, spec in JOBS.items():
+        expr = schedule_for(ctx, spec)
+        reason = off_reason(ctx, spec)
+        nxt = None if reason else schedule.next_run(schedule.trigger(name, expr, tz))
+        out[name] = {
+            "schedule": expr,
+            "off": reason,
+            "next_run": nxt.isoformat() if nxt else None,
+        }
+    return out

@@ -1,0 +1,162 @@
+"""Label write-back to GitHub: `plan` decides from the database, `apply` writes through PyGithub.
+
+Rules: only allowlisted labels ([labels] map values), only above the per-label threshold, never
+remove a label, never touch an issue a human has triaged (it carries an allowlisted label triage
+did not write), never re-add a label a human removed. Every write is recorded and idempotent.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from triage.context import Context
+from triage.db.engine import transaction
+from triage.db.schema import Analysis, Item, LabelThreshold
+from triage.logs import get_logger
+from triage.sinks import label_history as history
+from triage.sinks.label_history import CounterExample, corrections_for
+
+if TYPE_CHECKING:
+    from triage.sinks.github_labels_apply import ApplyResult
+
+__all__ = ["CounterExample", "LabelPlan", "PlannedIssue", "apply", "corrections_for", "plan"]
+
+log = get_logger("triage.labels")
+
+
+@dataclass
+class PlannedIssue:
+    key: str
+    repo: str
+    number: int
+    url: str
+    labels: list[str]
+    confidence: float
+    reason: str
+    analysis_id: int
+
+
+@dataclass
+class LabelPlan:
+    issues: list[PlannedIssue] = field(default_factory=list)
+    held: Counter[str] = field(default_factory=Counter)  # why items/labels were left alone
+    new_corrections: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def writes(self) -> int:
+        return sum(len(i.labels) for i in self.issues)
+
+
+def _thresholds(session: Session) -> dict[tuple[str, str], float]:
+    rows = session.execute(
+        select(LabelThreshold.label, LabelThreshold.provider, LabelThreshold.threshold)
+    )
+    return {(label.lower(), provider): t for label, provider, t in rows}
+
+
+def threshold_for(
+    thresholds: dict[tuple[str, str], float],
+    label: str,
+    category: str | None,
+    provider: str,
+    default: float,
+) -> float:
+    """The threshold `triage eval --save-thresholds` chose for this label (or its category)."""
+    for name in (label, category):
+        if name and (name.lower(), provider) in thresholds:
+            return thresholds[(name.lower(), provider)]
+    return default
+
+
+def _latest_analyses(session: Session) -> list[tuple[Item, Analysis]]:
+    """Open GitHub issues with their newest successful analysis of the current text."""
+    latest = (
+        select(func.max(Analysis.id).label("id"))
+        .join(
+            Item,
+            (Item.key == Analysis.item_key) & (Item.content_hash == Analysis.content_hash),
+        )
+        .where(Analysis.status == "ok", Item.source == "github", Item.state == "open")
+        .group_by(Analysis.item_key)
+        .subquery()
+    )
+    stmt = (
+        select(Item, Analysis)
+        .join(Analysis, Analysis.item_key == Item.key)
+        .join(latest, Analysis.id == latest.c.id)
+        .order_by(Item.key)
+    )
+    return [(i, a) for i, a in session.execute(stmt).tuples()]
+
+
+def _reason(a: Analysis) -> str:
+    summary = (a.summary or "").strip().replace("\n", " ")
+    if len(summary) > 90:
+        summary = summary[:89] + "…"
+    head = f"{a.category or '-'} ({a.provider})"
+    return f"{head}: {summary}" if summary else head
+
+
+def plan(ctx: Context) -> LabelPlan:
+    """Which labels to add where; records new human corrections as it goes."""
+    cfg = ctx.config.labels
+    allow = {label.lower(): label for label in cfg.allowlist()}
+    result = LabelPlan()
+    with transaction(ctx.sessions) as s:
+        result.new_corrections = history.detect_corrections(s)
+        thresholds = _thresholds(s)
+        pairs = _latest_analyses(s)
+        keys = [i.key for i, _ in pairs]
+        writes = history.writes_by_item(s, keys)
+        corrected = history.corrected(s, keys)
+    for new in result.new_corrections:
+        log.info("label removed by a human; never adding it again", item=new[0], label=new[1])
+    for item, analysis in pairs:
+        ours = {lbl for lbl, w in writes.get(item.key, {}).items() if w.status == history.APPLIED}
+        current = {str(x).lower() for x in item.labels or []}
+        human = sorted(lbl for lbl in current if lbl in allow and lbl not in ours)
+        if human:
+            result.held["labelled by a human"] += 1
+            continue
+        wanted = [str(x) for x in analysis.labels or []]
+        wanted += cfg.map.get(analysis.category or "", [])
+        add: list[str] = []
+        for label in dict.fromkeys(w.lower() for w in wanted):
+            if label not in allow:
+                result.held["label not in [labels] map"] += 1
+            elif label in current or label in ours:
+                continue
+            elif (item.key, label) in corrected:
+                result.held["removed by a human before"] += 1
+            elif (analysis.confidence or 0.0) < threshold_for(
+                thresholds, label, analysis.category, analysis.provider, cfg.min_confidence
+            ):
+                result.held["below confidence threshold"] += 1
+            else:
+                add.append(allow[label])
+        if add:
+            result.issues.append(
+                PlannedIssue(
+                    key=item.key,
+                    repo=item.scope,
+                    number=item.number,
+                    url=item.url,
+                    labels=add,
+                    confidence=float(analysis.confidence or 0.0),
+                    reason=_reason(analysis),
+                    analysis_id=analysis.id,
+                )
+            )
+    return result
+
+
+def apply(ctx: Context, the_plan: LabelPlan) -> ApplyResult:
+    """Write the plan to GitHub; see triage.sinks.github_labels_apply."""
+    from triage.sinks.github_labels_apply import apply_plan
+
+    return apply_plan(ctx, the_plan)

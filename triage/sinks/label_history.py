@@ -1,0 +1,166 @@
+"""What triage wrote to GitHub and what humans undid: label_writes and label_corrections.
+
+A label triage applied that later syncs show gone was removed by a human. It is recorded as a
+correction, never written again, and offered to prompts as a counter-example.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from triage.db.schema import Analysis, Item, LabelCorrection, LabelWrite
+from triage.db.store import utcnow
+
+APPLIED, FAILED, SKIPPED = "applied", "failed", "skipped"
+# GitHub timestamps have whole seconds: an issue changed in the same second as our write shows an
+# `updated_at` up to a second before it.
+_CLOCK_SLACK = timedelta(seconds=2)
+
+
+def _dialect(session: Session) -> Any:
+    return postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+
+
+def record_write(
+    session: Session,
+    item_key: str,
+    label: str,
+    confidence: float,
+    analysis_id: int | None,
+    status: str,
+    reason: str | None = None,
+) -> None:
+    """Upsert the one row per (issue, label); an applied row is never downgraded."""
+    table = LabelWrite.__table__
+    stmt = (
+        _dialect(session)
+        .insert(LabelWrite)
+        .values(
+            item_key=item_key,
+            label=label,
+            confidence=confidence,
+            analysis_id=analysis_id,
+            status=status,
+            reason=reason,
+            written_at=utcnow(),
+        )
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["item_key", "label"],
+        set_={
+            c: stmt.excluded[c]
+            for c in ("confidence", "analysis_id", "status", "reason", "written_at")
+        },
+        where=table.c.status != APPLIED,
+    )
+    session.execute(stmt)
+
+
+def writes_by_item(session: Session, keys: list[str]) -> dict[str, dict[str, LabelWrite]]:
+    out: dict[str, dict[str, LabelWrite]] = {}
+    for i in range(0, len(keys), 500):
+        chunk = keys[i : i + 500]
+        for w in session.scalars(select(LabelWrite).where(LabelWrite.item_key.in_(chunk))):
+            out.setdefault(w.item_key, {})[w.label.lower()] = w
+    return out
+
+
+def corrected(session: Session, keys: list[str]) -> set[tuple[str, str]]:
+    out: set[tuple[str, str]] = set()
+    for i in range(0, len(keys), 500):
+        chunk = keys[i : i + 500]
+        rows = session.execute(
+            select(LabelCorrection.item_key, LabelCorrection.label).where(
+                LabelCorrection.item_key.in_(chunk)
+            )
+        )
+        out.update((k, label.lower()) for k, label in rows)
+    return out
+
+
+def removed_by_human(item: Item, write: LabelWrite) -> bool:
+    """A copy of the issue fetched after our write, changed since, no longer has the label."""
+    if write.status != APPLIED:
+        return False
+    if write.label.lower() in {str(x).lower() for x in item.labels or []}:
+        return False
+    written = write.written_at.replace(microsecond=0)
+    return item.fetched_at > write.written_at and item.updated_at >= written - _CLOCK_SLACK
+
+
+def detect_corrections(session: Session) -> list[tuple[str, str]]:
+    """Record every applied label a human has since removed; returns the new ones."""
+    rows = session.execute(
+        select(Item, LabelWrite)
+        .join(LabelWrite, LabelWrite.item_key == Item.key)
+        .where(LabelWrite.status == APPLIED)
+    )
+    found = [(w.item_key, w.label) for item, w in rows if removed_by_human(item, w)]
+    if not found:
+        return []
+    known = corrected(session, sorted({k for k, _ in found}))
+    new = [(k, label) for k, label in found if (k, label.lower()) not in known]
+    now = utcnow()
+    for key, label in new:
+        session.add(LabelCorrection(item_key=key, label=label, seen_at=now))
+    session.flush()
+    return new
+
+
+@dataclass(frozen=True)
+class CounterExample:
+    """An issue a human told us a label does not fit (they removed it after triage added it)."""
+
+    key: str
+    title: str
+    body: str
+    wrong_label: str
+    category: str | None  # what triage had answered
+    seen_at: datetime
+
+
+def corrections_for(
+    session: Session, scope: str | None = None, limit: int = 20
+) -> list[CounterExample]:
+    """Human corrections, newest first, for prompts to show as "not this label" examples.
+
+    `scope` is a repository ("owner/name") or None for every scope.
+    """
+    stmt = (
+        select(LabelCorrection, Item, LabelWrite.analysis_id)
+        .join(Item, Item.key == LabelCorrection.item_key)
+        .join(
+            LabelWrite,
+            (LabelWrite.item_key == LabelCorrection.item_key)
+            & (LabelWrite.label == LabelCorrection.label),
+            isouter=True,
+        )
+        .order_by(LabelCorrection.seen_at.desc())
+        .limit(limit)
+    )
+    if scope is not None:
+        stmt = stmt.where(Item.scope == scope)
+    rows = session.execute(stmt).all()
+    analysis_ids = [a for _, _, a in rows if a is not None]
+    categories = dict(
+        session.execute(select(Analysis.id, Analysis.category).where(Analysis.id.in_(analysis_ids)))
+        .tuples()
+        .all()
+    )
+    return [
+        CounterExample(
+            key=item.key,
+            title=item.title,
+            body=item.body,
+            wrong_label=corr.label,
+            category=categories.get(aid) if aid is not None else None,
+            seen_at=corr.seen_at,
+        )
+        for corr, item, aid in rows
+    ]
