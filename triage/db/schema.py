@@ -248,6 +248,9 @@ class LabelWrite(Base):
     status: Mapped[str] = mapped_column(String(20))  # applied | skipped | failed
     reason: Mapped[str | None] = mapped_column(Text)
     written_at: Mapped[datetime] = mapped_column(DateTime)
+    # The updated_at (GitHub's clock) when the label was written: a later copy that is
+    # newer and lacks the label means a human removed it.
+    item_updated_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     __table_args__ = (UniqueConstraint("item_key", "label"),)
 
