@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, create_model
 
 from triage.providers.base import Example, ItemText, Taxonomy
-from triage.providers.packing import cap_body, cap_title
+from triage.providers.packing import cap_body, cap_title, estimate_tokens, pack
 
 PROMPT_VERSION = "classify-1"
 PURPOSE = "classify"
@@ -88,13 +88,34 @@ def response_model(taxonomy: Taxonomy) -> type[BaseModel]:
     def choice(values: Sequence[str]) -> Any:
         return Literal[tuple(values)] if values else str
 
-    item = create_model(
-        "ItemAnswer",
-        id=(str, ...),
-        category=(choice(list(taxonomy.categories)), ...),
-        labels=(list[choice(taxonomy.labels)], Field(default_factory=list)),  # type: ignore[misc]
-        priority=(choice(taxonomy.priorities), ...),
-        summary=(str, ...),
-        confidence=(float, Field(..., ge=0.0, le=1.0)),
+    label: Any = choice(taxonomy.labels)
+    fields: dict[str, Any] = {
+        "id": (str, ...),
+        "category": (choice(list(taxonomy.categories)), ...),
+        "labels": (list[label], Field(default_factory=list)),
+        "priority": (choice(taxonomy.priorities), ...),
+        "summary": (str, ...),
+        "confidence": (float, Field(..., ge=0.0, le=1.0)),
+    }
+    item: Any = create_model("ItemAnswer", **fields)
+    return create_model("BatchAnswer", items=(list[item], ...))
+
+
+def pack_items(
+    items: Sequence[ItemText],
+    taxonomy: Taxonomy,
+    examples: Sequence[Example],
+    *,
+    max_prompt_tokens: int,
+    max_items: int,
+    max_item_chars: int,
+) -> list[list[ItemText]]:
+    """Split items into prompts that fit the token budget beside the shared instruction."""
+    prefix = estimate_tokens(system_instruction(taxonomy, examples)) + 20
+    room = max(max_prompt_tokens - prefix, 1)
+    return pack(
+        items,
+        lambda it: estimate_tokens(render_item("i000", it, max_item_chars)) + 1,
+        room,
+        max_items,
     )
-    return create_model("BatchAnswer", items=(list[item], ...))  # type: ignore[valid-type]

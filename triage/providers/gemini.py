@@ -1,0 +1,352 @@
+"""Gemini through google-genai: packed batch prompts, structured output, context caching.
+
+The SDK does not retry unless told to, so the client is built with bounded exponential backoff
+for 408/429/5xx; a 429 that outlives it is waited out once more when the server says how long
+(RetryInfo), and otherwise stops the run with the items still pending.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import httpx
+from google import genai
+from google.genai import errors as genai_errors
+from google.genai import types
+
+from triage.config import Config, GeminiConfig
+from triage.errors import ConfigError
+from triage.logs import get_logger
+from triage.providers import prompts
+from triage.providers.base import CallRecord, ClassifyOutcome, Example, ItemText, Taxonomy
+from triage.providers.packing import estimate_tokens
+from triage.providers.repair import CallFailed, Reply, classify_with_repair
+
+log = get_logger("triage.gemini")
+
+RETRY_STATUS = [408, 429, 500, 502, 503, 504]
+MAX_BACKOFF = 30.0
+# A 429 asking us to wait longer than this means the quota is gone for now: stop, resume later.
+MAX_RATE_LIMIT_WAIT = 60.0
+# Consecutive failed calls (5xx, timeouts) after which the run stops instead of trying on.
+MAX_FAILED_CALLS = 3
+BATCH_DISCOUNT = 0.5  # Batch Mode bills half the interactive price
+EMBED_CHUNK = 100  # batchEmbedContents takes at most 100 requests
+
+
+def make_client(cfg: GeminiConfig, api_key: str) -> genai.Client:
+    retry = types.HttpRetryOptions(
+        attempts=cfg.max_retries + 1,
+        initial_delay=cfg.retry_initial_delay,
+        max_delay=MAX_BACKOFF,
+        exp_base=2.0,
+        jitter=cfg.retry_initial_delay,
+        http_status_codes=RETRY_STATUS,
+    )
+    http = types.HttpOptions(
+        base_url=cfg.base_url,
+        api_version=cfg.api_version,
+        timeout=int(cfg.timeout * 1000),
+        retry_options=retry,
+    )
+    return genai.Client(vertexai=False, api_key=api_key, http_options=http)
+
+
+def cost_usd(cfg: GeminiConfig, prompt: int, cached: int, output: int, batch: bool) -> float:
+    """Estimated cost from the configured prices (cached prompt tokens at the cached price)."""
+    usd = (
+        (prompt - cached) * cfg.input_price
+        + cached * cfg.cached_input_price
+        + output * cfg.output_price
+    ) / 1_000_000
+    return usd * (BATCH_DISCOUNT if batch else 1.0)
+
+
+def _value(x: Any) -> str:
+    return str(getattr(x, "value", x))
+
+
+def error_detail(exc: genai_errors.APIError, key: str) -> Any:
+    """A field of the first google.rpc detail that has it (e.g. reason, retryDelay)."""
+    body = exc.details if isinstance(exc.details, dict) else {}
+    for detail in (body.get("error") or body).get("details") or []:
+        if isinstance(detail, dict) and key in detail:
+            return detail[key]
+    return None
+
+
+def retry_delay(exc: genai_errors.APIError) -> float | None:
+    raw = error_detail(exc, "retryDelay")
+    try:
+        return float(str(raw).rstrip("s")) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def reply_from(response: types.GenerateContentResponse, record: CallRecord) -> Reply:
+    """Text, finish reason and any block of one answer, with its usage in `record`."""
+    usage = response.usage_metadata
+    if usage is not None:
+        record.input_tokens = usage.prompt_token_count or 0
+        record.cached_tokens = usage.cached_content_token_count or 0
+        record.output_tokens = (usage.candidates_token_count or 0) + (
+            usage.thoughts_token_count or 0
+        )
+    feedback = response.prompt_feedback
+    if feedback is not None and feedback.block_reason is not None:
+        why = _value(feedback.block_reason) + _ratings(feedback.safety_ratings)
+        return Reply(None, record, "BLOCKED", f"prompt blocked by Gemini ({why})")
+    if not response.candidates:
+        return Reply(None, record, "EMPTY")
+    cand = response.candidates[0]
+    finish = _value(cand.finish_reason) if cand.finish_reason is not None else "STOP"
+    parts = (cand.content.parts if cand.content else None) or []
+    text = "".join(p.text for p in parts if p.text and not p.thought)
+    if finish in ("STOP", "MAX_TOKENS", "FINISH_REASON_UNSPECIFIED"):
+        return Reply(text, record, finish)
+    why = finish + _ratings(cand.safety_ratings)
+    return Reply(text, record, finish, f"answer blocked by Gemini ({why})")
+
+
+def _ratings(ratings: Sequence[types.SafetyRating] | None) -> str:
+    hit = [
+        _value(r.category) for r in ratings or [] if r.blocked or _value(r.probability) == "HIGH"
+    ]
+    return f": {', '.join(hit)}" if hit else ""
+
+
+class GeminiProvider:
+    """Classifies packed batches with one structured-output call each."""
+
+    name = "gemini"
+
+    def __init__(
+        self,
+        config: Config,
+        api_key: str,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.cfg = config.llm.gemini
+        self.llm = config.llm
+        self.model = self.cfg.model
+        self.prompt_version = prompts.PROMPT_VERSION
+        self.client = make_client(self.cfg, api_key)
+        self._sleep = sleep
+        self._caches: dict[str, str | None] = {}  # prefix hash -> cachedContent name
+        self._cache_off = not self.cfg.use_cache
+        self._failed_calls = 0
+
+    # -- classification ------------------------------------------------------------------
+    def classify(
+        self, items: Sequence[ItemText], taxonomy: Taxonomy, examples: Sequence[Example]
+    ) -> ClassifyOutcome:
+        system = prompts.system_instruction(taxonomy, examples)
+        schema = prompts.response_model(taxonomy)
+        out = ClassifyOutcome()
+        batches = prompts.pack_items(
+            items,
+            taxonomy,
+            examples,
+            max_prompt_tokens=self.llm.max_prompt_tokens,
+            max_items=self.llm.max_items_per_call,
+            max_item_chars=self.llm.max_item_chars,
+        )
+        for n, batch in enumerate(batches):
+            if out.stop:
+                for later in batches[n:]:
+                    out.failed.update({it.key: f"not sent: {out.stop}" for it in later})
+                break
+
+            def call(its: Sequence[ItemText], ids: Sequence[str]) -> Reply:
+                return self._call(its, ids, system, schema)
+
+            out.extend(classify_with_repair(batch, call, taxonomy))
+        return out
+
+    def user_prompt(self, items: Sequence[ItemText], ids: Sequence[str]) -> str:
+        rendered = [
+            prompts.render_item(i, it, self.llm.max_item_chars)
+            for i, it in zip(ids, items, strict=True)
+        ]
+        return prompts.user_prompt(rendered)
+
+    def generation_config(
+        self, schema: type, system: str | None, cache: str | None
+    ) -> types.GenerateContentConfig:
+        return types.GenerateContentConfig(
+            system_instruction=None if cache else system,
+            cached_content=cache,
+            response_mime_type="application/json",
+            response_schema=schema,
+        )
+
+    def record(self, items: int, batch: bool = False) -> CallRecord:
+        return CallRecord(self.name, self.model, self.prompt_version, items=items, batch_mode=batch)
+
+    def price(self, record: CallRecord) -> None:
+        record.cost_usd = cost_usd(
+            self.cfg,
+            record.input_tokens,
+            record.cached_tokens,
+            record.output_tokens,
+            record.batch_mode,
+        )
+
+    def _call(
+        self, items: Sequence[ItemText], ids: Sequence[str], system: str, schema: type
+    ) -> Reply:
+        user = self.user_prompt(items, ids)
+        cache = self._cache_for(system)
+        record = self.record(len(items))
+        started = time.monotonic()
+        try:
+            response = self._generate(user, self.generation_config(schema, system, cache))
+        except genai_errors.APIError as exc:
+            if cache is not None and self._is_cache_error(exc):
+                log.warning("context cache unusable, continuing without it", error=exc.message)
+                self._cache_off = True
+                return self._call(items, ids, system, schema)
+            record.latency_ms = int((time.monotonic() - started) * 1000)
+            raise self._failure(exc, record) from None
+        except httpx.HTTPError as exc:
+            record.latency_ms = int((time.monotonic() - started) * 1000)
+            raise self._failure(exc, record) from None
+        record.latency_ms = int((time.monotonic() - started) * 1000)
+        self._failed_calls = 0
+        reply = reply_from(response, record)
+        self.price(record)
+        return reply
+
+    def _generate(self, user: str, config: types.GenerateContentConfig) -> Any:
+        """One call; the client retries 429/5xx, and a 429 naming its wait gets one more try."""
+        try:
+            return self.client.models.generate_content(
+                model=self.model, contents=user, config=config
+            )
+        except genai_errors.APIError as exc:
+            delay = retry_delay(exc) if exc.code == 429 else None
+            if delay is None or delay > MAX_RATE_LIMIT_WAIT:
+                raise
+            log.info("rate limited, waiting as asked", seconds=delay)
+            self._sleep(delay)
+            return self.client.models.generate_content(
+                model=self.model, contents=user, config=config
+            )
+
+    def _failure(self, exc: Exception, record: CallRecord) -> Exception:
+        """Map an error that outlived its retries to a stop, a failed batch or a user error."""
+        record.outcome = "error"
+        if isinstance(exc, genai_errors.APIError):
+            record.error = f"{exc.code} {exc.status}: {exc.message}"[:500]
+            if exc.code in (400, 401, 403) and error_detail(exc, "reason") == "API_KEY_INVALID":
+                return ConfigError(
+                    "the Gemini API rejected GEMINI_API_KEY (API key not valid);"
+                    " set a valid key or run with `--provider local`"
+                )
+            if exc.code in (401, 403):
+                return ConfigError(f"the Gemini API refused access: {exc.message}")
+            if exc.code == 404:
+                return self.unknown_model()
+            if exc.code == 429:
+                return CallFailed(
+                    "Gemini rate limit or quota exhausted (429 RESOURCE_EXHAUSTED);"
+                    " re-run later to continue",
+                    record,
+                    stop=True,
+                )
+            if exc.code < 500:
+                return CallFailed(f"Gemini refused the request: {record.error}", record)
+        else:
+            record.error = f"network error: {type(exc).__name__}"
+        self._failed_calls += 1
+        stop = self._failed_calls >= MAX_FAILED_CALLS
+        why = f"Gemini call failed after retries ({record.error})"
+        if stop:
+            why += "; stopping after repeated failures"
+        return CallFailed(why, record, stop)
+
+    # -- context caching -----------------------------------------------------------------
+    def _cache_for(self, system: str) -> str | None:
+        """The run's cachedContent for this instruction, created once when it is big enough."""
+        if self._cache_off:
+            return None
+        digest = hashlib.sha256(system.encode()).hexdigest()
+        if digest in self._caches:
+            return self._caches[digest]
+        name = None
+        try:
+            if self._prefix_tokens(system) >= self.cfg.min_cache_tokens:
+                cache = self.client.caches.create(
+                    model=self.model,
+                    config=types.CreateCachedContentConfig(
+                        system_instruction=system,
+                        ttl=f"{self.cfg.cache_ttl_seconds}s",
+                        display_name=f"triage {self.prompt_version}",
+                    ),
+                )
+                name = cache.name
+        except (genai_errors.APIError, httpx.HTTPError) as exc:
+            log.warning("context cache not created, continuing without it", error=str(exc)[:200])
+        self._caches[digest] = name
+        return name
+
+    def _prefix_tokens(self, system: str) -> int:
+        estimate = estimate_tokens(system)
+        if estimate < self.cfg.min_cache_tokens * 0.75:
+            return estimate  # clearly too small: spare the countTokens call
+        counted = self.client.models.count_tokens(model=self.model, contents=system)
+        return counted.total_tokens or estimate
+
+    @staticmethod
+    def _is_cache_error(exc: genai_errors.APIError) -> bool:
+        return exc.code in (400, 403, 404) and "cache" in (exc.message or "").lower()
+
+    @property
+    def cache_names(self) -> list[str]:
+        return [n for n in self._caches.values() if n]
+
+    def close(self) -> None:
+        """Delete the run's caches (they would expire anyway, but storage is billed)."""
+        for digest, name in list(self._caches.items()):
+            if name:
+                try:
+                    self.client.caches.delete(name=name)
+                except (genai_errors.APIError, httpx.HTTPError) as exc:
+                    log.warning("could not delete context cache", cache=name, error=str(exc)[:200])
+            self._caches.pop(digest, None)
+
+    # -- models and embeddings -----------------------------------------------------------
+    def check_model(self) -> str:
+        """The configured model's display name; a one-line error with close names if unknown."""
+        try:
+            info = self.client.models.get(model=self.model)
+        except genai_errors.APIError as exc:
+            if exc.code == 404:
+                raise self.unknown_model() from None
+            raise self._failure(exc, self.record(0)) from None
+        return info.display_name or info.name or self.model
+
+    def unknown_model(self) -> ConfigError:
+        try:
+            names = [(m.name or "").removeprefix("models/") for m in self.client.models.list()]
+        except (genai_errors.APIError, httpx.HTTPError):
+            names = []
+        close = difflib.get_close_matches(self.model, names, n=5, cutoff=0.5)
+        hint = f"; close names: {', '.join(close)}" if close else ""
+        return ConfigError(f"unknown Gemini model '{self.model}' ([llm.gemini] model){hint}")
+
+    def embed(self, texts: Sequence[str], dimensions: int | None = None) -> list[list[float]]:
+        """Embedding vectors for texts, 100 per request."""
+        out: list[list[float]] = []
+        config = types.EmbedContentConfig(output_dimensionality=dimensions)
+        for start in range(0, len(texts), EMBED_CHUNK):
+            chunk: Any = list(texts[start : start + EMBED_CHUNK])
+            resp = self.client.models.embed_content(
+                model=self.cfg.embedding_model, contents=chunk, config=config
+            )
+            out += [list(e.values or []) for e in resp.embeddings or []]
+        return out

@@ -1,0 +1,166 @@
+"""Send one packed batch to an LLM and repair what comes back, for any JSON-answering provider.
+
+The rules: every id is answered exactly once (missing ids are asked again in a smaller batch);
+invalid JSON is retried once, then the batch is split; an answer cut at the output limit splits
+the batch; a blocked answer (safety filter) splits the batch until the blocked item stands alone,
+which is then marked for human review while the rest of the batch still lands.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from triage.logs import get_logger
+from triage.providers.base import (
+    CallRecord,
+    ClassifyOutcome,
+    ItemText,
+    Review,
+    Taxonomy,
+    validate_answers,
+)
+from triage.providers.prompts import item_ids
+
+log = get_logger("triage.analysis")
+
+_FENCED = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.S)
+
+
+@dataclass
+class Reply:
+    """One model answer, reduced to what repair needs."""
+
+    text: str | None
+    record: CallRecord
+    finish: str = "STOP"  # STOP | MAX_TOKENS | anything else the provider reports
+    blocked: str | None = None  # why the model refused (safety filter, prompt block)
+
+
+class CallFailed(Exception):
+    """A call that failed after its retries; `stop` means later calls would fail too."""
+
+    def __init__(self, reason: str, record: CallRecord | None = None, stop: bool = False):
+        super().__init__(reason)
+        self.reason = reason
+        self.record = record
+        self.stop = stop
+
+
+# call(items, ids) -> Reply; ids[i] is the short id of items[i] in the prompt.
+Call = Callable[[Sequence[ItemText], Sequence[str]], Reply]
+
+
+@dataclass
+class _Unit:
+    items: list[ItemText]
+    invalid: int = 0  # invalid-JSON retries spent on exactly this batch
+    round: int = 0  # how many times these items were re-asked as missing
+
+
+def decode(text: str | None) -> object:
+    """The JSON in a model's answer (fences tolerated); ValueError when there is none."""
+    if not text:
+        raise ValueError("empty answer")
+    m = _FENCED.match(text)
+    return json.loads(m.group(1) if m else text)
+
+
+def _halves(unit: _Unit) -> list[_Unit]:
+    mid = len(unit.items) // 2
+    return [_Unit(unit.items[:mid], round=unit.round), _Unit(unit.items[mid:], round=unit.round)]
+
+
+def classify_with_repair(
+    items: Sequence[ItemText],
+    call: Call,
+    taxonomy: Taxonomy,
+    *,
+    invalid_retries: int = 1,
+    missing_rounds: int = 2,
+) -> ClassifyOutcome:
+    """Classify one packed batch, splitting and re-asking until every item has an outcome."""
+    out = ClassifyOutcome()
+    queue: deque[_Unit] = deque([_Unit(list(items))]) if items else deque()
+    while queue:
+        unit = queue.popleft()
+        ids = item_ids(len(unit.items))
+        id_to_key = dict(zip(ids, (it.key for it in unit.items), strict=True))
+        try:
+            reply = call(unit.items, ids)
+        except CallFailed as exc:
+            if exc.record is not None:
+                out.calls.append(exc.record)
+            for it in unit.items:
+                out.failed[it.key] = exc.reason
+            if exc.stop:
+                out.stop = exc.reason
+                for rest in queue:
+                    for it in rest.items:
+                        out.failed[it.key] = f"not sent: {exc.reason}"
+                break
+            continue
+        out.calls.append(reply.record)
+        _settle(unit, reply, id_to_key, taxonomy, out, queue, invalid_retries, missing_rounds)
+    return out
+
+
+def _settle(
+    unit: _Unit,
+    reply: Reply,
+    id_to_key: dict[str, str],
+    taxonomy: Taxonomy,
+    out: ClassifyOutcome,
+    queue: deque[_Unit],
+    invalid_retries: int,
+    missing_rounds: int,
+) -> None:
+    """Turn one reply into results, reviews, failures or more work."""
+    rec, single = reply.record, len(unit.items) == 1
+    if reply.blocked is not None:
+        rec.outcome = "blocked"
+        if single:
+            out.reviews.append(Review(unit.items[0].key, reply.blocked, rec))
+        else:
+            queue.extend(_halves(unit))
+        return
+    if reply.finish == "MAX_TOKENS":
+        rec.outcome = "max_tokens"
+        if single:
+            out.failed[unit.items[0].key] = "the answer for this item exceeded the output limit"
+        else:
+            queue.extend(_halves(unit))
+        return
+    try:
+        validated = validate_answers(decode(reply.text), id_to_key, taxonomy)
+    except ValueError:
+        rec.outcome = "invalid_json"
+        if unit.invalid < invalid_retries:
+            queue.appendleft(_Unit(unit.items, unit.invalid + 1, unit.round))
+        elif not single:
+            queue.extend(_halves(unit))
+        else:
+            out.failed[unit.items[0].key] = "the model answered invalid JSON"
+        return
+    for result in validated.results:
+        result.call = rec
+    out.results += validated.results
+    if validated.dropped or validated.unknown or validated.duplicates:
+        log.info(
+            "answers repaired",
+            dropped=validated.dropped,
+            unknown_ids=validated.unknown,
+            duplicate_ids=validated.duplicates,
+        )
+    if validated.missing:
+        rec.outcome = "partial"
+        by_id = dict(zip(id_to_key, unit.items, strict=True))
+        missing = [by_id[i] for i in validated.missing]
+        if unit.round < missing_rounds:
+            queue.append(_Unit(missing, round=unit.round + 1))
+        else:
+            for it in missing:
+                out.failed[it.key] = "the model left this item unanswered"
