@@ -38,6 +38,15 @@ CHECKS: list[tuple[str, Check]] = [("schema", _schema), ("credentials", _credent
 CHECKS.append(("stackexchange", _stackexchange))
 
 
+def _github(ctx: Context) -> str:
+    from triage.sources.github import doctor_check
+
+    return doctor_check(ctx)
+
+
+CHECKS.append(("github", _github))
+
+
 def register_check(name: str, check: Check) -> None:
     """Features add their endpoint checks here (GitHub, Stack Exchange, Gemini, Slack)."""
     CHECKS.append((name, check))

@@ -8,7 +8,7 @@ requester directly (see github_client.py).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from github import GithubException
@@ -17,7 +17,12 @@ from triage.context import Context
 from triage.errors import ConfigError, SourceError
 from triage.ingest import format_cursor
 from triage.sources.base import ItemIn, Page, github_key, to_utc
-from triage.sources.github_client import GitHubClient, error_message, github_client
+from triage.sources.github_client import (
+    GitHubClient,
+    RetryPolicy,
+    error_message,
+    github_client,
+)
 
 REACTIONS = ("+1", "-1", "laugh", "hooray", "confused", "heart", "rocket", "eyes")
 
@@ -169,3 +174,28 @@ def make_sources(ctx: Context, repos: list[str]) -> list[GitHubSource]:
     unique = list(dict.fromkeys(names))
     include = ctx.config.github.include_pull_requests
     return [GitHubSource(client, repo, include) for repo in unique]
+
+
+def doctor_check(ctx: Context) -> str:
+    """API reachable, token accepted, primary rate limit left: one free GET /rate_limit."""
+    cfg, token = ctx.config.github, ctx.secrets.github_token
+    if not cfg.repos and token is None:
+        return "not configured ([github] repos is empty)"
+    client = GitHubClient(
+        cfg.api_url,
+        token.get_secret_value() if token else None,
+        timeout=min(cfg.timeout, 10.0),
+        policy=RetryPolicy(max_retries=0, max_rate_limit_wait=0),
+    )
+    try:
+        core = client.rate_limit()
+    except GithubException as exc:
+        if exc.status == 404:  # GitHub Enterprise with rate limiting switched off
+            return f"{cfg.api_url} reachable, rate limiting not enabled on this server"
+        raise SourceError(f"{cfg.api_url} answered {exc.status} {error_message(exc)}") from None
+    auth = "token accepted" if token else "no GITHUB_TOKEN (unauthenticated: low hourly limit)"
+    reset = datetime.fromtimestamp(int(core.get("reset", 0)), UTC)
+    return (
+        f"{cfg.api_url} reachable, {auth}, rate limit {core.get('remaining')}/{core.get('limit')}"
+        f" left (resets {reset:%H:%M} UTC)"
+    )

@@ -94,6 +94,7 @@ class GitHubClient:
         while True:
             self._wait_for_reset(what)
             self.requests += 1
+            unreachable = False
             try:
                 return fn()
             except GithubException as exc:
@@ -101,12 +102,10 @@ class GitHubClient:
             except (requests.ConnectionError, requests.Timeout) as exc:
                 wait = self.policy.retry_backoff * 2**attempt
                 reason = f"{type(exc).__name__} talking to {self.api_url}"
+                unreachable = True
             attempt += 1
             if attempt > self.policy.max_retries:
-                raise SourceError(
-                    f"GitHub API kept failing for {what} ({reason}) after"
-                    f" {self.policy.max_retries} retries; progress is saved, re-run to continue"
-                )
+                raise self._gave_up(what, reason, unreachable)
             log.warning("github retry", what=what, reason=reason, wait=round(wait, 2))
             self._sleep(wait)
 
@@ -151,6 +150,18 @@ class GitHubClient:
         if exc.status >= 500:
             return self.policy.retry_backoff * 2**attempt, reason
         raise exc
+
+    def _gave_up(self, what: str, reason: str, unreachable: bool) -> SourceError:
+        tries = f"{self.policy.max_retries + 1} attempts"
+        if unreachable:
+            return SourceError(
+                f"cannot reach the GitHub API at {self.api_url} ({reason.split()[0]}, {tries}):"
+                " check [github] api_url and the network; progress so far is saved"
+            )
+        return SourceError(
+            f"GitHub API kept failing for {what} ({reason}) after {tries};"
+            " progress so far is saved, re-run later to continue"
+        )
 
     def _primary_wait(self, reset: float, what: str) -> float:
         # One second past the reset: GitHub does not say when within that second it happens.
