@@ -115,6 +115,67 @@ def _source_builders(ctx: Context) -> list[tuple[str, Callable[[], list[Any]]]]:
     return out
 
 
+def themes(ctx: Context) -> Counts:
+    """Group new and changed items of the [themes] window into themes (`triage themes`)."""
+    from triage.analysis import themes as th
+    from triage.db import store
+    from triage.windows import parse_window
+
+    since = store.utcnow() - parse_window(ctx.config.themes.window)
+    run = th.run_for_context(ctx, since)
+    return {
+        "pending": run.pending,
+        "assigned": run.assigned,
+        "new_themes": run.new_themes,
+        "merged": run.merged,
+        "left_over": run.left_over,
+        "calls": run.calls,
+        "input_tokens": run.input_tokens,
+    }
+
+
+def duplicates(ctx: Context) -> Counts:
+    """Link open items that report the same problem (`triage duplicates`)."""
+    from triage.analysis import duplicates as dups
+
+    run = dups.run_for_context(ctx)
+    counts = {
+        "open_items": run.open_items,
+        "embedded": run.embedded,
+        "candidates": run.candidates,
+        "judged": run.judged,
+        "linked": run.linked,
+        "failed": run.failed,
+        "calls": run.calls,
+    }
+    if run.failed:
+        raise JobFailed(f"{run.failed} candidate pairs could not be judged", counts)
+    return counts
+
+
+def digest(ctx: Context) -> Counts:
+    """Deliver the digest of the last [digest] window, once per window (`triage digest`)."""
+    from triage.commands import digest as dg
+    from triage.sinks import slack
+
+    dest = dg.destination(ctx, None)
+    d = dg.build(ctx, None, None)
+    counts = {"items": d.total.current, "themes": d.active_themes}
+    if dest == "stdout":
+        raise JobSkipped("[digest] to = stdout has no place to go in the daemon")
+    if dest in ("markdown", "html"):
+        detail = dg.deliver_file(ctx, d, dest, None, dry_run=False)
+        log.info("digest written", detail=detail)
+        return {**counts, "files": 1}
+    outcome = slack.deliver(ctx, d, echo=lambda _line: None)
+    log.info("digest delivery", status=outcome.status, detail=outcome.detail)
+    return {
+        **counts,
+        "posted": outcome.posted,
+        "already_delivered": int(outcome.status == "skipped"),
+    }
+
+
 def labels(ctx: Context) -> Counts:
     """Write planned labels to GitHub (only with [labels] apply = true)."""
     from triage.sinks import github_labels
@@ -122,10 +183,14 @@ def labels(ctx: Context) -> Counts:
     if not ctx.config.labels.apply:
         raise JobSkipped("label write-back is off ([labels] apply = false)")
     plan = github_labels.plan(ctx)
-    result = github_labels.apply(ctx, plan)
-    counts = result.counts()
+    result = github_labels.apply(ctx, plan, should_stop=stopping)
+    counts = {**result.counts(), "planned": plan.writes, "corrections": len(plan.new_corrections)}
     if result.failed:
         raise JobFailed(result.failure_summary(), counts)
+    if result.stopped:
+        if stopping():
+            return {**counts, "stopped_early": 1}
+        raise JobFailed(result.stopped, counts)
     return counts
 
 
@@ -152,6 +217,9 @@ JOBS: dict[str, JobSpec] = {
     spec.name: spec
     for spec in (
         JobSpec("sync", sync, "triage sync", "fetch new and changed issues and questions"),
+        JobSpec("themes", themes, "triage themes", "group recent items into themes"),
+        JobSpec("duplicates", duplicates, "triage duplicates", "link likely duplicates"),
+        JobSpec("digest", digest, "triage digest", "deliver the digest of the last window"),
         JobSpec("labels", labels, "triage label --apply", "write labels back to GitHub"),
     )
 }

@@ -8,7 +8,9 @@ did not write), never re-add a label a human removed. Every write is recorded an
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
@@ -39,6 +41,7 @@ class PlannedIssue:
     confidence: float
     reason: str
     analysis_id: int
+    item_updated_at: datetime
 
 
 @dataclass
@@ -150,13 +153,16 @@ def plan(ctx: Context) -> LabelPlan:
                     confidence=float(analysis.confidence or 0.0),
                     reason=_reason(analysis),
                     analysis_id=analysis.id,
+                    item_updated_at=item.updated_at,
                 )
             )
     return result
 
 
-def apply(ctx: Context, the_plan: LabelPlan) -> ApplyResult:
-    """Write the plan to GitHub; see triage.sinks.github_labels_apply."""
+def apply(
+    ctx: Context, the_plan: LabelPlan, should_stop: Callable[[], bool] | None = None
+) -> ApplyResult:
+    """Write the plan to GitHub (see triage.sinks.github_labels_apply)."""
     from triage.sinks.github_labels_apply import apply_plan
 
-    return apply_plan(ctx, the_plan)
+    return apply_plan(ctx, the_plan, should_stop)

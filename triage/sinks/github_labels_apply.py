@@ -7,18 +7,27 @@ retried on the next run; the other issues are still processed.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
+
+import requests
+from github import GithubException
+from github.Requester import Requester
 
 from triage.context import Context
 from triage.db.engine import transaction
-from triage.errors import ConfigError
+from triage.errors import ConfigError, QuotaExhausted, TriageError
 from triage.logs import get_logger
 from triage.sinks import label_history as history
 from triage.sinks.github_labels import LabelPlan, PlannedIssue
+from triage.sources.github_client import GitHubClient, error_message, github_client
 
 log = get_logger("triage.labels")
 NEW_LABEL_COLOR = "ededed"
+CREATED_BY = "Added by triage"
+T = TypeVar("T")
 
 
 @dataclass
@@ -28,6 +37,7 @@ class ApplyResult:
     failed: list[tuple[str, str, str]] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # one line each, for the user
+    stopped: str | None = None  # why writing paused before the end of the plan
 
     def counts(self) -> dict[str, int]:
         return {
@@ -43,28 +53,10 @@ class ApplyResult:
         return f"{len(self.failed)} label writes failed: {first}{more}"
 
 
-def github_client(ctx: Context) -> Any:
-    """The PyGithub client, built the way the GitHub source builds it."""
-    from triage.sources import github as gh_source
-
-    builder = getattr(gh_source, "make_client", None) or getattr(gh_source, "client", None)
-    if builder is not None:
-        return builder(ctx)
-    from github import Auth, Github, GithubRetry
-
-    cfg, token = ctx.config.github, ctx.secrets.github_token
-    return Github(
-        auth=Auth.Token(token.get_secret_value()) if token else None,
-        base_url=cfg.api_url.rstrip("/"),
-        timeout=int(cfg.timeout),
-        retry=GithubRetry(total=cfg.max_retries),
-        per_page=cfg.per_page,
-        lazy=True,
-    )
-
-
 def describe(exc: Exception, what: str, repo: str) -> str:
     """One line for a GitHub refusal, naming the fix."""
+    if isinstance(exc, TriageError):  # already one line from the client's retry policy
+        return str(exc)
     status = getattr(exc, "status", None)
     data = getattr(exc, "data", None)
     message = data.get("message") if isinstance(data, dict) else None
@@ -98,45 +90,69 @@ def _record(
     with transaction(ctx.sessions) as s:
         for label in labels:
             history.record_write(
-                s, issue.key, label, issue.confidence, issue.analysis_id, status, why
+                s,
+                issue.key,
+                label,
+                issue.confidence,
+                issue.analysis_id,
+                status,
+                why,
+                issue.item_updated_at,
             )
 
 
-def _repo_labels(repo: Any) -> dict[str, str]:
-    return {label.name.lower(): label.name for label in repo.get_labels()}
+class _Stop(Exception):
+    """Stop writing for now (quota spent, or the daemon is shutting down); the rest waits."""
+
+
+def _call(client: GitHubClient, fn: Callable[[], T], what: str) -> T:
+    try:
+        return client.call(fn, what)
+    except QuotaExhausted as exc:
+        raise _Stop(str(exc)) from None
+    except GithubException as exc:
+        if exc.status in (403, 429) and Requester.isRateLimitError(error_message(exc)):
+            raise _Stop(
+                f"GitHub rate limit reached while {what}; retried on the next run"
+            ) from None
+        raise
 
 
 def _ensure_labels(
-    ctx: Context, repo: Any, name: str, wanted: set[str], result: ApplyResult
+    ctx: Context, client: GitHubClient, repo: Any, wanted: set[str], result: ApplyResult
 ) -> tuple[dict[str, str], dict[str, str]]:
     """Map each wanted label to the repository's spelling; unusable ones map to why not."""
-    existing = _repo_labels(repo)
+    name = repo.full_name
+    listed = _call(client, lambda: list(repo.get_labels()), f"listing the labels of {name}")
+    existing = {label.name.lower(): label.name for label in listed}
     usable: dict[str, str] = {}
     unusable: dict[str, str] = {}
     for label in sorted(wanted):
         if label.lower() in existing:
             usable[label] = existing[label.lower()]
         elif not ctx.config.labels.create_missing:
-            why = (
+            log.warning("label missing in repository; skipped", repo=name, label=label)
+            unusable[label] = (
                 f"label {label!r} does not exist in {name}: create it there"
                 " or set [labels] create_missing = true"
             )
-            log.warning("label missing in repository; skipped", repo=name, label=label)
-            unusable[label] = why
         else:
+            what = f"creating label {label!r} in {name}"
             try:
-                repo.create_label(label, NEW_LABEL_COLOR, "Added by triage")
+                _call(client, partial(repo.create_label, label, NEW_LABEL_COLOR, CREATED_BY), what)
                 result.created.append(f"{name}:{label}")
                 usable[label] = label
-            except Exception as exc:
-                if getattr(exc, "status", None) == 422:  # created meanwhile by someone else
+            except GithubException as exc:
+                if exc.status == 422:  # created meanwhile by someone else
                     usable[label] = label
                 else:
-                    unusable[label] = describe(exc, f"creating label {label!r} in {name}", name)
+                    unusable[label] = describe(exc, what, name)
     return usable, unusable
 
 
-def apply_plan(ctx: Context, plan: LabelPlan) -> ApplyResult:
+def apply_plan(
+    ctx: Context, plan: LabelPlan, should_stop: Callable[[], bool] | None = None
+) -> ApplyResult:
     """Write every planned label; nothing is lost when GitHub refuses some of them."""
     result = ApplyResult()
     if not plan.issues:
@@ -147,15 +163,12 @@ def apply_plan(ctx: Context, plan: LabelPlan) -> ApplyResult:
     by_repo: dict[str, list[PlannedIssue]] = defaultdict(list)
     for issue in plan.issues:
         by_repo[issue.repo].append(issue)
-    repos = list(by_repo.items())
-    for n, (name, issues) in enumerate(repos):
-        if not _apply_repo(ctx, client, name, issues, result):
-            # Out of quota: the rest stay failed (retried on the next run) instead of hammering.
-            why = "GitHub rate limit reached; retried on the next run"
-            for _, rest in repos[n + 1 :]:
-                for issue in rest:
-                    _fail(ctx, issue, issue.labels, why, result)
-            break
+    try:
+        for name, issues in by_repo.items():
+            _apply_repo(ctx, client, name, issues, result, should_stop or (lambda: False))
+    except _Stop as stop:
+        result.stopped = str(stop)
+        log.warning("label write-back paused; the rest is written on the next run", why=str(stop))
     return result
 
 
@@ -164,29 +177,32 @@ def _fail(
 ) -> None:
     _record(ctx, issue, labels, history.FAILED, why)
     result.failed += [(issue.key, label, why) for label in labels]
-
-
-def _rate_limited(exc: Exception) -> bool:
-    return type(exc).__name__ == "RateLimitExceededException"
+    if why not in result.errors:
+        result.errors.append(why)
 
 
 def _apply_repo(
-    ctx: Context, client: Any, name: str, issues: list[PlannedIssue], result: ApplyResult
-) -> bool:
-    """Label one repository's issues; False when GitHub's rate limit says to stop for now."""
+    ctx: Context,
+    client: GitHubClient,
+    name: str,
+    issues: list[PlannedIssue],
+    result: ApplyResult,
+    should_stop: Callable[[], bool],
+) -> None:
+    """Label one repository's issues, one POST per issue (it adds, it never removes)."""
     wanted = {label for issue in issues for label in issue.labels}
     try:
-        repo = client.get_repo(name)
-        usable, unusable = _ensure_labels(ctx, repo, name, wanted, result)
-    except Exception as exc:
+        repo = _call(client, lambda: client.github.get_repo(name), f"opening {name}")
+        usable, unusable = _ensure_labels(ctx, client, repo, wanted, result)
+    except (GithubException, TriageError, requests.RequestException) as exc:
         why = describe(exc, f"listing the labels of {name}", name)
-        result.errors.append(why)
         log.error("label write-back failed", repo=name, error=why)
         for issue in issues:
             _fail(ctx, issue, issue.labels, why, result)
-        return not _rate_limited(exc)
-    result.errors += [w for w in dict.fromkeys(unusable.values()) if "create_missing" not in w]
-    for n, issue in enumerate(issues):
+        return
+    for issue in issues:
+        if should_stop():
+            raise _Stop("the daemon is stopping")
         for label in (x for x in issue.labels if x in unusable):
             if "create_missing" in unusable[label]:
                 result.skipped.append((issue.key, label, unusable[label]))
@@ -194,21 +210,26 @@ def _apply_repo(
             else:
                 _fail(ctx, issue, [label], unusable[label], result)
         labels = [label for label in issue.labels if label in usable]
-        if not labels:
-            continue
-        try:
-            repo.get_issue(issue.number).add_to_labels(*[usable[label] for label in labels])
-        except Exception as exc:
-            why = describe(exc, f"labelling {name}#{issue.number}", name)
-            result.errors.append(why)
-            log.error("label write failed", item=issue.key, error=why)
-            _fail(ctx, issue, labels, why, result)
-            if _rate_limited(exc):
-                for rest in issues[n + 1 :]:
-                    _fail(ctx, rest, rest.labels, why, result)
-                return False
-            continue
-        _record(ctx, issue, labels, history.APPLIED, None)
-        result.applied += [(issue.key, label) for label in labels]
-        log.info("labels added", item=issue.key, labels=labels, confidence=issue.confidence)
-    return True
+        if labels:
+            _write(ctx, client, repo, issue, [usable[x] for x in labels], result)
+
+
+def _write(
+    ctx: Context,
+    client: GitHubClient,
+    repo: Any,
+    issue: PlannedIssue,
+    labels: list[str],
+    result: ApplyResult,
+) -> None:
+    what = f"labelling {repo.full_name}#{issue.number}"
+    try:
+        _call(client, lambda: repo.get_issue(issue.number).add_to_labels(*labels), what)
+    except (GithubException, TriageError, requests.RequestException) as exc:
+        why = describe(exc, what, repo.full_name)
+        log.error("label write failed", item=issue.key, error=why)
+        _fail(ctx, issue, labels, why, result)
+        return
+    _record(ctx, issue, labels, history.APPLIED, None)
+    result.applied += [(issue.key, label) for label in labels]
+    log.info("labels added", item=issue.key, labels=labels, confidence=issue.confidence)

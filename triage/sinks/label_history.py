@@ -7,7 +7,7 @@ correction, never written again, and offered to prompts as a counter-example.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -18,9 +18,6 @@ from triage.db.schema import Analysis, Item, LabelCorrection, LabelWrite
 from triage.db.store import utcnow
 
 APPLIED, FAILED, SKIPPED = "applied", "failed", "skipped"
-# GitHub timestamps have whole seconds: an issue changed in the same second as our write shows an
-# `updated_at` up to a second before it.
-_CLOCK_SLACK = timedelta(seconds=2)
 
 
 def _dialect(session: Session) -> Any:
@@ -35,6 +32,7 @@ def record_write(
     analysis_id: int | None,
     status: str,
     reason: str | None = None,
+    item_updated_at: datetime | None = None,
 ) -> None:
     """Upsert the one row per (issue, label); an applied row is never downgraded."""
     table = LabelWrite.__table__
@@ -49,13 +47,21 @@ def record_write(
             status=status,
             reason=reason,
             written_at=utcnow(),
+            item_updated_at=item_updated_at,
         )
     )
     stmt = stmt.on_conflict_do_update(
         index_elements=["item_key", "label"],
         set_={
             c: stmt.excluded[c]
-            for c in ("confidence", "analysis_id", "status", "reason", "written_at")
+            for c in (
+                "confidence",
+                "analysis_id",
+                "status",
+                "reason",
+                "written_at",
+                "item_updated_at",
+            )
         },
         where=table.c.status != APPLIED,
     )
@@ -85,13 +91,17 @@ def corrected(session: Session, keys: list[str]) -> set[tuple[str, str]]:
 
 
 def removed_by_human(item: Item, write: LabelWrite) -> bool:
-    """A copy of the issue fetched after our write, changed since, no longer has the label."""
-    if write.status != APPLIED:
+    """A copy fetched after our write, newer than the issue we labelled, lacks the label.
+
+    Each comparison stays on one clock: GitHub's `updated_at` with GitHub's, our `fetched_at`
+    with our `written_at`. A copy listed just before the write (committed after it) has the old
+    `updated_at` and is not mistaken for a removal.
+    """
+    if write.status != APPLIED or write.item_updated_at is None:
         return False
     if write.label.lower() in {str(x).lower() for x in item.labels or []}:
         return False
-    written = write.written_at.replace(microsecond=0)
-    return item.fetched_at > write.written_at and item.updated_at >= written - _CLOCK_SLACK
+    return item.fetched_at > write.written_at and item.updated_at > write.item_updated_at
 
 
 def detect_corrections(session: Session) -> list[tuple[str, str]]:

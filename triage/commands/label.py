@@ -1,0 +1,65 @@
+"""`triage label [--apply]`: show the label plan; write it to GitHub only with --apply."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from triage.commands.common import console, err_console, runtime
+from triage.sinks import github_labels
+
+
+def label(
+    ctx: typer.Context,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Write the planned labels to GitHub")
+    ] = False,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="Show or write at most N issues")
+    ] = None,
+) -> None:
+    """Plan label changes from the analyses; write them only with --apply."""
+    tctx = runtime(ctx).context()
+    plan = github_labels.plan(tctx)
+    if limit is not None:
+        plan.issues = plan.issues[:limit]
+    for key, name in plan.new_corrections:
+        console.print(f"correction: a human removed {name!r} from {key}; it is never added again")
+    table = Table("issue", "add labels", "confidence", "reason", title="label plan")
+    for issue in plan.issues:
+        table.add_row(
+            f"{issue.repo}#{issue.number}",
+            ", ".join(issue.labels),
+            f"{issue.confidence:.2f}",
+            issue.reason,
+        )
+    if plan.issues:
+        console.print(table)
+    held = ", ".join(f"{n} {why}" for why, n in plan.held.most_common())
+    console.print(
+        f"{len(plan.issues)} issues, {plan.writes} labels to add"
+        + (f"; left alone: {held}" if held else "")
+    )
+    if not apply:
+        if plan.issues:
+            console.print("dry run: nothing written (add --apply to write)", style="dim")
+        return
+    result = github_labels.apply(tctx, plan)
+    for line in dict.fromkeys(result.errors):
+        err_console.print(f"error: {line}", markup=False, highlight=False)
+    for why in dict.fromkeys(why for _key, _name, why in result.skipped):
+        err_console.print(f"warning: {why}", markup=False, highlight=False)
+    c = result.counts()
+    console.print(
+        f"applied {c['applied']} labels, skipped {c['skipped']}, failed {c['failed']}"
+        + (f", created {c['labels_created']} labels" if c["labels_created"] else "")
+        + ("; failed writes are retried on the next run" if c["failed"] else "")
+    )
+    if result.failed:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(label)
