@@ -165,6 +165,7 @@ class FakeStackExchange(FakeServer):
         self._next_allowed: dict[tuple[str, str], float] = {}
         self._state = threading.Lock()
         self._next_id = 90_000_000
+        self._stalls: list[float] = []
         for i in range(questions):
             self.put(sample_question(i, site, tag))
         self.route("GET", rf"/{VERSION}/questions", self._questions)
@@ -264,6 +265,11 @@ class FakeStackExchange(FakeServer):
                     "error_message": "The service is temporarily unavailable"}  # fmt: skip
         self.add_fault(Response(status, body), path="/questions", times=times)
 
+    def stall(self, seconds: float, times: int = 1) -> None:
+        """Delay the next `times` /questions answers by `seconds`."""
+        with self._state:
+            self._stalls.extend([seconds] * times)
+
     def set_quota(self, remaining: int, key: str | None = None) -> None:
         """Leave `remaining` requests of today's quota for this key (or for the IP)."""
         holder = self._holder(key)
@@ -329,6 +335,10 @@ class FakeStackExchange(FakeServer):
         return out
 
     def _questions(self, req: Request, _m: Any) -> Response:
+        with self._state:
+            stall = self._stalls.pop(0) if self._stalls else 0
+        if stall:
+            time.sleep(stall)  # slower than the client's timeout: it gives up and retries
         holder, refused = self._admit(req, "questions")
         if refused is not None:
             return refused

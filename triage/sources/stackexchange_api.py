@@ -122,20 +122,21 @@ class StackExchangeClient:
         except httpx.TransportError as exc:
             raise _Retry(f"cannot connect: {type(exc).__name__}") from None
         data = self._json(resp)
-        if data is None:
-            if resp.status_code >= 500 or resp.status_code == 429:
-                raise _Retry(f"HTTP {resp.status_code}")
-            if resp.status_code == 404:
-                raise SourceError(
-                    f"Stack Exchange API not found at {url} (HTTP 404): check [stackexchange]"
-                    " api_url, which includes the version, e.g. https://api.stackexchange.com/2.3"
-                )
-            raise SourceError(f"Stack Exchange API {url} answered HTTP {resp.status_code}")
-        self._track(method, data)
-        if "error_id" in data:
-            self._error(method, query, data)
-        if resp.status_code >= 500:
-            raise _Retry(f"HTTP {resp.status_code}")
+        if data is not None:
+            self._track(method, data)
+            if "error_id" in data:
+                self._error(method, query, data)
+        status = resp.status_code
+        if status >= 500 or status == 429:
+            raise _Retry(f"HTTP {status}")
+        if status == 404:
+            raise SourceError(
+                f"Stack Exchange API not found at {url} (HTTP 404): check [stackexchange]"
+                " api_url, which includes the version, e.g. https://api.stackexchange.com/2.3"
+            )
+        if status >= 300 or data is None:
+            what = "an empty or non-JSON answer" if data is None else "no data"
+            raise SourceError(f"Stack Exchange API {url} answered HTTP {status} with {what}")
         return data
 
     @staticmethod
