@@ -221,6 +221,26 @@ class GeminiProvider:
         self.price(record)
         return reply
 
+    def generate_json(
+        self, system: str, user: str, schema: type, purpose: str, prompt_version: str, items: int
+    ) -> Reply:
+        """One structured-output call for another purpose (themes, duplicates), no cache.
+
+        Raises CallFailed (or ConfigError for a bad key/model) like a classification call.
+        """
+        record = CallRecord(self.name, self.model, prompt_version, purpose=purpose, items=items)
+        started = time.monotonic()
+        try:
+            response = self._generate(user, self.generation_config(schema, system, None))
+        except (genai_errors.APIError, httpx.HTTPError) as exc:
+            record.latency_ms = int((time.monotonic() - started) * 1000)
+            raise self._failure(exc, record) from None
+        record.latency_ms = int((time.monotonic() - started) * 1000)
+        self._failed_calls = 0
+        reply = reply_from(response, record)
+        self.price(record)
+        return reply
+
     def _generate(self, user: str, config: types.GenerateContentConfig) -> Any:
         """One call; the client retries 429/5xx, and a 429 naming its wait gets one more try."""
         try:
