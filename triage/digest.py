@@ -26,6 +26,7 @@ MAX_LIST = 100
 BUG_CATEGORY = "bug"
 NOT_ANALYSED = "not analysed"
 NEEDS_REVIEW = "needs review"
+EPOCH = datetime(1970, 1, 1)
 
 
 class CountRow(BaseModel):
@@ -246,16 +247,35 @@ def _trend(current: int, previous: int) -> Literal["new", "growing", "shrinking"
     return "shrinking" if current < previous else "steady"
 
 
-def _examples(session: Session, window: Window, member_ids: list[int], n: int) -> list[ItemRef]:
+def _examples(
+    session: Session, window: Window, roots: dict[int, int], wanted: list[int], n: int
+) -> dict[int, list[ItemRef]]:
+    """The most-discussed items of each wanted theme in the window.
+
+    Driven by the window's items (index on created_at), not by the themes: a big theme holds
+    many more items than a window does.
+    """
+    interest = (Item.reactions + Item.comments + Item.score).label("interest")
     stmt = (
-        select(Item)
+        select(ThemeItem.theme_id, Item.key, interest, Item.created_at)
         .join(ThemeItem, ThemeItem.item_key == Item.key)
-        .where(ThemeItem.theme_id.in_(member_ids))
         .where(Item.created_at >= window.start, Item.created_at < window.end)
-        .order_by((Item.reactions + Item.comments + Item.score).desc(), Item.created_at.desc())
-        .limit(n)
     )
-    return [_ref(i) for i in session.scalars(stmt)]
+    picked: dict[int, list[tuple[int, float, str]]] = defaultdict(list)
+    wanted_set = set(wanted)
+    for tid, key, score, created in session.execute(stmt):
+        root = roots.get(tid, tid)
+        if root in wanted_set:
+            picked[root].append((-(score or 0), _neg(created), key))
+    chosen = {root: [k for *_, k in sorted(c)[:n]] for root, c in picked.items()}
+    keys = [k for ks in chosen.values() for k in ks]
+    items = {i.key: i for i in session.scalars(select(Item).where(Item.key.in_(keys)))}
+    return {root: [_ref(items[k]) for k in ks if k in items] for root, ks in chosen.items()}
+
+
+def _neg(when: datetime) -> float:
+    """Sort key for "newest first" inside an ascending sort."""
+    return -(when - EPOCH).total_seconds()
 
 
 def theme_sections(
@@ -263,15 +283,12 @@ def theme_sections(
 ) -> tuple[list[ThemeEntry], int, Volume]:
     roots, themes = _theme_roots(session)
     counts = _theme_counts(session, window, roots)
-    members: dict[int, list[int]] = defaultdict(list)
-    for tid, root in roots.items():
-        members[root].append(tid)
-
     def total(root: int, b: int) -> int:
         return sum(counts[root].get(b, {}).values())
 
     active = [r for r in counts if total(r, 0) > 0]
     ranked = sorted(active, key=lambda r: (-total(r, 0), -(total(r, 0) - total(r, 1)), r))[:top]
+    picked = _examples(session, window, roots, ranked, examples)
     entries = []
     for root in ranked:
         theme = themes.get(root)
@@ -285,7 +302,7 @@ def theme_sections(
                 previous=prev,
                 by_source=dict(sorted(counts[root].get(0, {}).items())),
                 trend=_trend(cur, prev),
-                examples=_examples(session, window, members[root] or [root], examples),
+                examples=picked.get(root, []),
             )
         )
     ends = [window.shifted(k).end for k in reversed(range(VOLUME_WINDOWS))]

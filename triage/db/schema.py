@@ -78,6 +78,8 @@ class Item(Base):
         Index("ix_items_source_scope_updated", "source", "scope", "updated_at"),
         Index("ix_items_created_at", "created_at"),
         Index("ix_items_updated_at", "updated_at"),
+        # the digest's count of unanswered questions (migration 0003)
+        Index("ix_items_unanswered", "source", "answer_count", "state", "created_at"),
     )
 
 
