@@ -14,11 +14,20 @@ import json
 import re
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
+from tests.fakes import keyword_model
+from tests.fakes.gemini import conform
 from tests.fakes.server import FakeServer, Request, Response
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+# responder(fake, system, user) -> answer object, chosen by the system prompt's `purpose:` line.
+Responder = Callable[["FakeOpenAI", str, str], Any]
+
+
+def classify_responder(fake: FakeOpenAI, system: str, user: str) -> Any:
+    return keyword_model.answer_classify(system, user, fake.obey_injection)
 
 
 def count_tokens(text: str) -> int:
@@ -44,6 +53,13 @@ def strict_schema_problem(schema: Any, path: str = "schema") -> str | None:
                 return problem
     if "array" in kinds:
         return strict_schema_problem(schema.get("items"), f"{path}.items")
+    for name, sub in (schema.get("$defs") or {}).items():
+        problem = strict_schema_problem(sub, f"$defs.{name}")
+        if problem:
+            return problem
+    for word in ("default",):
+        if word in schema:
+            return f"{path}: '{word}' is not permitted"
     return None
 
 
@@ -58,7 +74,11 @@ def completion(
     refusal: str | None = None,
 ) -> dict[str, Any]:
     """A chat.completion object shaped like OpenAI's."""
-    out = completion_tokens if completion_tokens is not None else count_tokens(content or "")
+    out = (
+        completion_tokens
+        if completion_tokens is not None
+        else (count_tokens(content) if content else 0)
+    )
     return {
         "id": f"chatcmpl-fake{time.monotonic_ns()}",
         "object": "chat.completion",
@@ -83,6 +103,14 @@ def completion(
     }
 
 
+def _text(message: dict[str, Any]) -> str:
+    """A message's text, whether `content` is a string or a list of content parts."""
+    content = message.get("content")
+    if isinstance(content, list):
+        return "\n".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return str(content or "")
+
+
 def error(status: int, message: str, kind: str, code: str | None = None) -> Response:
     return Response(
         status, {"error": {"message": message, "type": kind, "param": None, "code": code}}
@@ -92,14 +120,17 @@ def error(status: int, message: str, kind: str, code: str | None = None) -> Resp
 class FakeOpenAI(FakeServer):
     """Routes under /v1 like OpenAI, Ollama and vLLM; `base_url + "/v1"` is the client's base."""
 
+    responders: ClassVar[dict[str, Responder]] = {"classify": classify_responder}
+
     def __init__(
         self,
         models: tuple[str, ...] = ("gemma3:latest", "llama3.2:latest"),
         *,
         api_key: str | None = None,
         obey_injection: bool = False,
-        block_text: str | None = None,
+        block_text: str | None = "SAFETY-TRIGGER",
         cache_prefix_tokens: int = 0,
+        max_output_tokens: int | None = None,
     ) -> None:
         super().__init__()
         self.models = list(models)
@@ -107,6 +138,7 @@ class FakeOpenAI(FakeServer):
         self.obey_injection = obey_injection  # a model that follows instructions in item text
         self.block_text = block_text  # any prompt containing it ends with content_filter
         self.cache_prefix_tokens = cache_prefix_tokens  # reported as cached on repeat prompts
+        self.max_output_tokens = max_output_tokens  # the model's own output limit
         self._seen_prefixes: set[str] = set()
         self._switch_lock = threading.Lock()
         self._drop_ids = 0  # next N answers omit their last item
@@ -195,8 +227,8 @@ class FakeOpenAI(FakeServer):
         problem_text = self._format_problem(body.get("response_format"))
         if problem_text:
             return error(400, problem_text, "invalid_request_error")
-        system = "\n".join(str(m.get("content")) for m in messages if m.get("role") == "system")
-        user = "\n".join(str(m.get("content")) for m in messages if m.get("role") != "system")
+        system = "\n".join(_text(m) for m in messages if m.get("role") in ("system", "developer"))
+        user = "\n".join(_text(m) for m in messages if m.get("role") == "user")
         prompt_tokens = count_tokens(system + user)
         cached = self._cached(system)
         if self.block_text and self.block_text in user:
@@ -210,9 +242,11 @@ class FakeOpenAI(FakeServer):
                     cached_tokens=cached,
                 ),
             )
-        answer = self._answer(user, body["response_format"]["json_schema"]["schema"])
+        answer = self._answer(system, user, body["response_format"]["json_schema"]["schema"])
         text = json.dumps(answer)
-        limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        limit = (
+            body.get("max_completion_tokens") or body.get("max_tokens") or self.max_output_tokens
+        )
         finish = "stop"
         if limit and count_tokens(text) > int(limit):
             text, finish = text[: int(limit) * 4], "length"
@@ -244,5 +278,13 @@ class FakeOpenAI(FakeServer):
             self._seen_prefixes.add(system)
         return min(self.cache_prefix_tokens, count_tokens(system)) if hit else 0
 
-    def _answer(self, user: str, schema: dict[str, Any]) -> dict[str, Any]:
-        raise NotImplementedError  # filled in below, once the prompt format is known
+    def _answer(self, system: str, user: str, schema: dict[str, Any]) -> Any:
+        """The model's answer: the responder for the prompt's `purpose:`, shaped by the schema."""
+        purpose = keyword_model.purpose_of(system, user)
+        responder = self.responders.get(purpose, lambda _fake, _s, _u: {})
+        answer = responder(self, system, user)
+        with self._switch_lock:
+            drop, self._drop_ids = self._drop_ids > 0, max(0, self._drop_ids - 1)
+        if drop and isinstance(answer, dict) and answer.get("items"):
+            answer = {**answer, "items": answer["items"][:-1]}
+        return conform(answer, schema)

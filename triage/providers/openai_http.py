@@ -177,11 +177,16 @@ class OpenAIClient:
             available = []
         if available and model_available(model, available):
             return  # the 400/404 was about something else; let _check report it
+        raise self.unknown_model_error(model, available, _error_message(resp))
+
+    def unknown_model_error(
+        self, model: str, available: list[str], detail: str = ""
+    ) -> ConfigError:
         close = difflib.get_close_matches(model, available, n=5, cutoff=0.3) or available[:5]
         hint = f"; close names: {', '.join(close)}" if close else ""
-        raise ConfigError(
-            f"model '{model}' is not served by {self.base_url} "
-            f"({_error_message(resp)}){hint}; set [llm.openai] model"
+        why = f" ({detail})" if detail else ""
+        return ConfigError(
+            f"model '{model}' is not served by {self.base_url}{why}{hint}; set [llm.openai] model"
         )
 
 

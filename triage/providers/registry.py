@@ -27,8 +27,15 @@ def _gemini(ctx: Context) -> Provider:
     return GeminiProvider(ctx.config, key.get_secret_value())
 
 
+def _openai(ctx: Context) -> Provider:
+    from triage.providers.openai_compat import from_context
+
+    return from_context(ctx)
+
+
 PROVIDERS: dict[str, Factory] = {
     "gemini": _gemini,
+    "openai": _openai,
 }
 
 

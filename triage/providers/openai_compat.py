@@ -1,0 +1,203 @@
+"""An OpenAI-compatible chat-completions provider (OpenAI, or Gemma served by Ollama or vLLM).
+
+For teams whose item text must stay on their own machines. It shares everything but the wire
+format with the Gemini provider: the same prompts, packing, repair and validation, so results
+are comparable and the allowlist holds whichever model answers.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from triage.config import Config, OpenAIConfig
+from triage.context import Context
+from triage.errors import ConfigError, ProviderError, QuotaExhausted
+from triage.providers import prompts
+from triage.providers.base import CallRecord, ClassifyOutcome, Example, ItemText, Taxonomy
+from triage.providers.openai_http import OpenAIClient, TransientError, model_available
+from triage.providers.repair import CallFailed, Reply, classify_with_repair
+
+# Consecutive failed calls (5xx, timeouts) after which the run stops instead of trying on.
+MAX_FAILED_CALLS = 3
+SCHEMA_NAME = "triage_batch"
+# Keywords strict structured outputs reject; pydantic emits some of them.
+_UNSUPPORTED = ("default", "title")
+
+
+def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A JSON schema as strict mode wants it: every object closed, every property required."""
+
+    def fix(node: Any) -> Any:
+        if isinstance(node, list):
+            return [fix(n) for n in node]
+        if not isinstance(node, dict):
+            return node
+        out = {k: fix(v) for k, v in node.items() if k not in _UNSUPPORTED or k == "properties"}
+        if "properties" in node:  # property names may be "title" or "default": keep them all
+            out["properties"] = {k: fix(v) for k, v in node["properties"].items()}
+            out["required"] = list(node["properties"])
+            out["additionalProperties"] = False
+        return out
+
+    result: dict[str, Any] = fix(copy.deepcopy(schema))
+    return result
+
+
+def response_format(taxonomy: Taxonomy) -> dict[str, Any]:
+    """The `response_format` of every call: the shared answer model as a strict JSON schema."""
+    schema = prompts.response_model(taxonomy).model_json_schema()
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": SCHEMA_NAME, "schema": strict_schema(schema), "strict": True},
+    }
+
+
+def cost_usd(cfg: OpenAIConfig, prompt: int, output: int) -> float:
+    """Estimated cost from the configured prices (0 for a server you run yourself)."""
+    return (prompt * cfg.input_price + output * cfg.output_price) / 1_000_000
+
+
+def make_client(cfg: OpenAIConfig, api_key: str | None, **kw: Any) -> OpenAIClient:
+    return OpenAIClient(
+        cfg.base_url, api_key, timeout=cfg.timeout, max_retries=cfg.max_retries, **kw
+    )
+
+
+class OpenAIProvider:
+    """Classifies packed batches with one structured-output chat completion each."""
+
+    name = "openai"
+
+    def __init__(
+        self,
+        config: Config,
+        api_key: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.cfg = config.llm.openai
+        self.llm = config.llm
+        self.model = self.cfg.model
+        self.prompt_version = prompts.PROMPT_VERSION
+        self.client = make_client(self.cfg, api_key, sleep=sleep)
+        self._failed_calls = 0
+
+    def classify(
+        self, items: Sequence[ItemText], taxonomy: Taxonomy, examples: Sequence[Example]
+    ) -> ClassifyOutcome:
+        system = prompts.system_instruction(taxonomy, examples)
+        fmt = response_format(taxonomy)
+        out = ClassifyOutcome()
+        batches = prompts.pack_items(
+            items,
+            taxonomy,
+            examples,
+            max_prompt_tokens=self.llm.max_prompt_tokens,
+            max_items=self.llm.max_items_per_call,
+            max_item_chars=self.llm.max_item_chars,
+        )
+        for n, batch in enumerate(batches):
+            if out.stop:
+                for later in batches[n:]:
+                    out.failed.update({it.key: f"not sent: {out.stop}" for it in later})
+                break
+
+            def call(its: Sequence[ItemText], ids: Sequence[str]) -> Reply:
+                return self._call(its, ids, system, fmt)
+
+            out.extend(classify_with_repair(batch, call, taxonomy))
+        return out
+
+    def payload(
+        self, items: Sequence[ItemText], ids: Sequence[str], system: str, fmt: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The chat-completions request body for one batch."""
+        rendered = [
+            prompts.render_item(i, it, self.llm.max_item_chars)
+            for i, it in zip(ids, items, strict=True)
+        ]
+        return {
+            "model": self.model,
+            "messages": [
+                {"role": "system", "content": system},
+                {"role": "user", "content": prompts.user_prompt(rendered)},
+            ],
+            "response_format": fmt,
+            "temperature": 0,  # classification wants the most likely answer, every time
+        }
+
+    def _call(
+        self, items: Sequence[ItemText], ids: Sequence[str], system: str, fmt: dict[str, Any]
+    ) -> Reply:
+        record = CallRecord(self.name, self.model, self.prompt_version, items=len(items))
+        started = time.monotonic()
+        try:
+            chat = self.client.chat(self.payload(items, ids, system, fmt))
+        except ConfigError:
+            raise  # wrong key or model: every call would fail the same way
+        except QuotaExhausted as exc:
+            raise self._failed(record, started, str(exc), stop=True) from None
+        except TransientError as exc:
+            self._failed_calls += 1
+            stop = self._failed_calls >= MAX_FAILED_CALLS
+            why = str(exc) + ("; stopping after repeated failures" if stop else "")
+            raise self._failed(record, started, why, stop=stop) from None
+        except ProviderError as exc:  # a 4xx about this request: the other batches may pass
+            raise self._failed(record, started, f"the server refused the request: {exc}") from None
+        self._failed_calls = 0
+        record.latency_ms = chat.latency_ms
+        record.input_tokens = chat.prompt_tokens
+        record.cached_tokens = chat.cached_tokens
+        record.output_tokens = chat.completion_tokens
+        record.cost_usd = cost_usd(self.cfg, chat.prompt_tokens, chat.completion_tokens)
+        if chat.finish_reason == "content_filter":
+            return Reply(chat.content, record, "BLOCKED", "answer blocked by the content filter")
+        if chat.refusal:
+            return Reply(None, record, "BLOCKED", f"the model refused: {chat.refusal[:200]}")
+        finish = "MAX_TOKENS" if chat.finish_reason == "length" else "STOP"
+        return Reply(chat.content, record, finish)
+
+    def _failed(
+        self, record: CallRecord, started: float, why: str, stop: bool = False
+    ) -> CallFailed:
+        record.outcome = "error"
+        record.error = why[:500]
+        record.latency_ms = int((time.monotonic() - started) * 1000)
+        return CallFailed(why, record, stop)
+
+    def check_model(self) -> str:
+        """A one-line description of the served model; ConfigError with close names if absent."""
+        available = self.client.models()
+        if not model_available(self.model, available):
+            raise self.client.unknown_model_error(self.model, available)
+        return f"model '{self.model}' served by {self.cfg.base_url} ({len(available)} models)"
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def from_context(ctx: Context) -> OpenAIProvider:
+    """The provider for `--provider openai`; the key is optional (local servers need none)."""
+    key = ctx.secrets.openai_api_key
+    return OpenAIProvider(ctx.config, key.get_secret_value() if key else None)
+
+
+def doctor_check(ctx: Context) -> str:
+    """`triage doctor`: the server answers GET /models and lists the configured model."""
+    if ctx.config.llm.provider != "openai":
+        return f"skipped ([llm] provider is {ctx.config.llm.provider})"
+    key = ctx.secrets.openai_api_key
+    cfg = ctx.config.llm.openai
+    quick = cfg.model_copy(
+        update={"max_retries": min(cfg.max_retries, 1), "timeout": min(cfg.timeout, 30.0)}
+    )
+    provider = OpenAIProvider(
+        ctx.config.model_copy(update={"llm": ctx.config.llm.model_copy(update={"openai": quick})}),
+        key.get_secret_value() if key else None,
+    )
+    try:
+        return provider.check_model()
+    finally:
+        provider.close()
