@@ -94,7 +94,7 @@ def _latest_analyses(session: Session) -> list[tuple[Item, Analysis]]:
         .join(latest, Analysis.id == latest.c.id)
         .order_by(Item.key)
     )
-    return [(i, a) for i, a in session.execute(stmt).tuples()]
+    return [(i, a) for i, a in session.execute(stmt)]
 
 
 def _reason(a: Analysis) -> str:

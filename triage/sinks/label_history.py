@@ -158,11 +158,12 @@ def corrections_for(
         stmt = stmt.where(Item.scope == scope)
     rows = session.execute(stmt).all()
     analysis_ids = [a for _, _, a in rows if a is not None]
-    categories = dict(
-        session.execute(select(Analysis.id, Analysis.category).where(Analysis.id.in_(analysis_ids)))
-        .tuples()
-        .all()
-    )
+    categories: dict[int, str | None] = {
+        aid: cat
+        for aid, cat in session.execute(
+            select(Analysis.id, Analysis.category).where(Analysis.id.in_(analysis_ids))
+        )
+    }
     return [
         CounterExample(
             key=item.key,
