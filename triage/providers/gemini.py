@@ -211,10 +211,10 @@ class GeminiProvider:
                 self._cache_off = True
                 return self._call(items, ids, system, schema)
             record.latency_ms = int((time.monotonic() - started) * 1000)
-            raise self._failure(exc, record) from None
+            raise self.failure(exc, record) from None
         except httpx.HTTPError as exc:
             record.latency_ms = int((time.monotonic() - started) * 1000)
-            raise self._failure(exc, record) from None
+            raise self.failure(exc, record) from None
         record.latency_ms = int((time.monotonic() - started) * 1000)
         self._failed_calls = 0
         reply = reply_from(response, record)
@@ -234,7 +234,7 @@ class GeminiProvider:
             response = self._generate(user, self.generation_config(schema, system, None))
         except (genai_errors.APIError, httpx.HTTPError) as exc:
             record.latency_ms = int((time.monotonic() - started) * 1000)
-            raise self._failure(exc, record) from None
+            raise self.failure(exc, record) from None
         record.latency_ms = int((time.monotonic() - started) * 1000)
         self._failed_calls = 0
         reply = reply_from(response, record)
@@ -257,7 +257,7 @@ class GeminiProvider:
                 model=self.model, contents=user, config=config
             )
 
-    def _failure(self, exc: Exception, record: CallRecord) -> Exception:
+    def failure(self, exc: Exception, record: CallRecord) -> Exception:
         """Map an error that outlived its retries to a stop, a failed batch or a user error."""
         record.outcome = "error"
         if isinstance(exc, genai_errors.APIError):
@@ -347,7 +347,7 @@ class GeminiProvider:
         except genai_errors.APIError as exc:
             if exc.code == 404:
                 raise self.unknown_model() from None
-            raise self._failure(exc, self.record(0)) from None
+            raise self.failure(exc, self.record(0)) from None
         return info.display_name or info.name or self.model
 
     def unknown_model(self) -> ConfigError:

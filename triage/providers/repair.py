@@ -164,3 +164,16 @@ def _settle(
         else:
             for it in missing:
                 out.failed[it.key] = "the model left this item unanswered"
+
+
+def settle_reply(items: Sequence[ItemText], reply: Reply, taxonomy: Taxonomy) -> ClassifyOutcome:
+    """Take one answer as it is (Batch Mode): what would need another call stays pending."""
+    out = ClassifyOutcome(calls=[reply.record])
+    ids = item_ids(len(items))
+    id_to_key = dict(zip(ids, (it.key for it in items), strict=True))
+    queue: deque[_Unit] = deque()
+    _settle(_Unit(list(items)), reply, id_to_key, taxonomy, out, queue, 0, 0)
+    for unit in queue:
+        for it in unit.items:
+            out.failed[it.key] = "the answer was incomplete; the item needs another call"
+    return out

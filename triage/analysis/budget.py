@@ -1,0 +1,96 @@
+"""Token budgets: `[llm] daily_token_budget` per UTC day and `run_token_budget` per run.
+
+Spend is read from `llm_calls` (input + output tokens), so every replica and every run shares
+the same daily count. A run checks its next call's estimate before making it and stops cleanly,
+with everything done so far stored, when the call would not fit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from triage.config import LLMConfig
+from triage.db.schema import LLMCall
+from triage.db.store import utcnow
+from triage.errors import BudgetExhausted
+
+
+def day_start(now: datetime) -> datetime:
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def next_reset(now: datetime) -> datetime:
+    """When the daily budget starts afresh: the next midnight UTC."""
+    return day_start(now) + timedelta(days=1)
+
+
+def spent_since(session: Session, since: datetime) -> tuple[int, float]:
+    """Tokens (input + output) and estimated USD recorded since `since`."""
+    row = session.execute(
+        select(
+            func.coalesce(func.sum(LLMCall.input_tokens + LLMCall.output_tokens), 0),
+            func.coalesce(func.sum(LLMCall.cost_usd), 0.0),
+        ).where(LLMCall.created_at >= since)
+    ).one()
+    return int(row[0]), float(row[1])
+
+
+def _span(delta: timedelta) -> str:
+    minutes = max(int(delta.total_seconds() // 60), 0)
+    return f"{minutes // 60}h {minutes % 60:02d}m"
+
+
+@dataclass
+class Budget:
+    daily: int  # 0: no daily cap
+    run: int  # 0: no per-run cap
+    spent_today: int
+    cost_today: float
+    now: datetime
+    spent_run: int = 0
+
+    @classmethod
+    def load(cls, session: Session, llm: LLMConfig, now: datetime | None = None) -> Budget:
+        now = now or utcnow()
+        tokens, cost = spent_since(session, day_start(now))
+        return cls(llm.daily_token_budget, llm.run_token_budget, tokens, cost, now)
+
+    def remaining(self) -> int | None:
+        """Tokens the next calls may still use, or None when nothing caps them."""
+        left = []
+        if self.daily:
+            left.append(self.daily - self.spent_today)
+        if self.run:
+            left.append(self.run - self.spent_run)
+        return max(min(left), 0) if left else None
+
+    def allows(self, estimate: int) -> bool:
+        remaining = self.remaining()
+        return remaining is None or estimate <= remaining
+
+    def add(self, tokens: int, cost: float = 0.0) -> None:
+        self.spent_today += tokens
+        self.spent_run += tokens
+        self.cost_today += cost
+
+    def exhausted(self, pending: int) -> BudgetExhausted:
+        """The one-line stop message: what was spent, and when the budget resets."""
+        left = f"{pending} item{'s' if pending != 1 else ''} still pending"
+        daily_left = self.daily - self.spent_today if self.daily else None
+        run_left = self.run - self.spent_run if self.run else None
+        if daily_left is not None and (run_left is None or daily_left <= run_left):
+            reset = next_reset(self.now)
+            return BudgetExhausted(
+                f"daily token budget reached: {self.spent_today:,} of {self.daily:,} tokens"
+                f" (~${self.cost_today:.2f}) spent today; it resets at"
+                f" {reset:%Y-%m-%d %H:%M} UTC (in {_span(reset - utcnow())}); {left}"
+                " ([llm] daily_token_budget)"
+            )
+        return BudgetExhausted(
+            f"run token budget reached: {self.spent_run:,} of {self.run:,} tokens spent in this"
+            f" run; {left}, re-run to continue ([llm] run_token_budget)"
+        )

@@ -1,0 +1,331 @@
+"""Classify and summarize what is pending: plan from the DB, pack, call a provider, store.
+
+An item is pending for a provider when no analysis exists for its current content hash with
+that provider, model and prompt version, and no Batch-Mode job is still working on it. Each
+packed batch is stored in its own transaction with the calls that produced it, so a stopped
+run keeps everything done so far and the next run picks up the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy import and_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from triage.analysis.budget import Budget
+from triage.config import Config
+from triage.context import Context
+from triage.db.engine import transaction
+from triage.db.schema import Analysis, BatchJob, Item, LLMCall
+from triage.db.store import utcnow
+from triage.errors import BudgetExhausted
+from triage.providers import prompts
+from triage.providers.base import (
+    CallRecord,
+    ClassifyOutcome,
+    Example,
+    ItemText,
+    Provider,
+    Taxonomy,
+)
+from triage.providers.packing import estimate_tokens
+
+OUTPUT_TOKENS_PER_ITEM = 80  # what one answer object costs, for budget estimates
+
+
+@dataclass
+class RunStats:
+    """What one `triage analyze` run did, for the summary line and the exit code."""
+
+    provider: str
+    model: str
+    planned: int = 0
+    analysed: int = 0
+    reviews: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+    calls: int = 0
+    input_tokens: int = 0
+    cached_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    dropped: int = 0  # labels/priorities outside the allowlist, removed before storing
+    stopped: str | None = None  # why the run ended early (quota, repeated failures)
+    exhausted: BudgetExhausted | None = None  # the token budget ran out
+
+    @property
+    def done(self) -> int:
+        return self.analysed + self.reviews
+
+    def count(self, outcome: ClassifyOutcome) -> None:
+        self.analysed += len(outcome.results)
+        self.reviews += len(outcome.reviews)
+        self.failed.update(outcome.failed)
+        self.dropped += sum(len(r.dropped) for r in outcome.results)
+        for call in outcome.calls:
+            self.calls += 1
+            self.input_tokens += call.input_tokens
+            self.cached_tokens += call.cached_tokens
+            self.output_tokens += call.output_tokens
+            self.cost_usd += call.cost_usd
+
+
+def item_text(item: Item) -> ItemText:
+    return ItemText(
+        key=item.key,
+        title=item.title,
+        body=item.body or "",
+        source=item.source,
+        scope=item.scope,
+        content_hash=item.content_hash,
+    )
+
+
+class Identity(Protocol):
+    """What keys an analysis: who made it, with which model and prompt."""
+
+    name: str
+    model: str
+    prompt_version: str
+
+
+def keys_in_open_batches(session: Session, provider: Identity) -> set[str]:
+    """Items a Batch-Mode job still holds: not to be sent again until it is collected."""
+    rows = session.scalars(
+        select(BatchJob.requests).where(
+            BatchJob.provider == provider.name,
+            BatchJob.model == provider.model,
+            BatchJob.prompt_version == provider.prompt_version,
+            BatchJob.completed_at.is_(None),
+        )
+    )
+    return {key for requests in rows for request in requests for key in request.get("keys", [])}
+
+
+def pending_items(
+    session: Session,
+    provider: Identity,
+    *,
+    limit: int | None = None,
+    reanalyze: bool = False,
+    keys: Collection[str] | None = None,
+) -> list[Item]:
+    """Items whose current text has no analysis by this provider/model/prompt, newest first."""
+    stmt = select(Item).order_by(Item.updated_at.desc(), Item.key)
+    if keys is not None:
+        stmt = stmt.where(Item.key.in_(list(keys)))
+    if not reanalyze:
+        done = and_(
+            Analysis.item_key == Item.key,
+            Analysis.content_hash == Item.content_hash,
+            Analysis.provider == provider.name,
+            Analysis.model == provider.model,
+            Analysis.prompt_version == provider.prompt_version,
+        )
+        stmt = stmt.outerjoin(Analysis, done).where(Analysis.id.is_(None))
+    held = keys_in_open_batches(session, provider)
+    out: list[Item] = []
+    for item in session.scalars(stmt.execution_options(yield_per=500)):
+        if item.key in held:
+            continue
+        out.append(item)
+        if limit is not None and len(out) >= limit:
+            break
+    return out
+
+
+def examples_for(session: Session, config: Config, scopes: Iterable[str]) -> list[Example]:
+    """Human-labelled items (labels that map to one category), the analysed scopes first."""
+    per = config.llm.few_shot_per_category
+    label_to_cat = {lb: cat for cat, labels in config.labels.map.items() for lb in labels}
+    if per == 0 or not label_to_cat:
+        return []
+    picked: dict[str, list[Example]] = {cat: [] for cat in config.taxonomy.categories}
+    wanted = {cat for cat in picked if config.labels.map.get(cat)}
+    base = select(Item).where(Item.source == "github").order_by(Item.updated_at.desc(), Item.key)
+    scope_list = sorted(set(scopes))
+    for stmt in (base.where(Item.scope.in_(scope_list)), base.where(Item.scope.not_in(scope_list))):
+        for item in session.scalars(stmt.execution_options(yield_per=500)):
+            cats = {label_to_cat[lb] for lb in item.labels or [] if lb in label_to_cat}
+            if len(cats) != 1:
+                continue  # unlabelled, or labels that disagree: not a clean example
+            cat = cats.pop()
+            if cat in wanted and len(picked[cat]) < per:
+                mapped = tuple(lb for lb in item.labels if lb in label_to_cat)
+                picked[cat].append(Example(item.title, item.body or "", cat, mapped))
+            if all(len(picked[c]) >= per for c in wanted):
+                break
+        if all(len(picked[c]) >= per for c in wanted):
+            break
+    return [ex for cat in picked for ex in picked[cat]]
+
+
+def _upsert_analysis(session: Session, row: dict[str, Any]) -> None:
+    dialect = session.get_bind().dialect.name
+    insert = (postgresql if dialect == "postgresql" else sqlite).insert(Analysis)
+    stmt = insert.values(row)
+    keys = ["item_key", "content_hash", "provider", "model", "prompt_version"]
+    stmt = stmt.on_conflict_do_update(
+        index_elements=keys, set_={k: stmt.excluded[k] for k in row if k not in keys}
+    )
+    session.execute(stmt)
+
+
+def store_outcome(
+    session: Session,
+    outcome: ClassifyOutcome,
+    hashes: dict[str, str],
+    provider: Identity,
+    taxonomy: Taxonomy,
+    purpose: str = "classify",
+) -> None:
+    """Write the calls and the analyses they produced (allowlist enforced once more)."""
+    now = utcnow()
+    call_ids: dict[int, int] = {}
+    for rec in outcome.calls:
+        row = LLMCall(**_call_fields(rec, purpose), created_at=now)
+        session.add(row)
+        session.flush()
+        call_ids[id(rec)] = row.id
+    allowed = set(taxonomy.labels)
+    common = {"provider": provider.name, "model": provider.model}
+    common["prompt_version"] = provider.prompt_version
+    for r in outcome.results:
+        if r.category not in taxonomy.categories:
+            continue
+        _upsert_analysis(
+            session,
+            {
+                "item_key": r.key,
+                "content_hash": hashes[r.key],
+                **common,
+                "status": "ok",
+                "reason": None,
+                "category": r.category,
+                "labels": [lb for lb in r.labels if lb in allowed],
+                "priority": r.priority,
+                "summary": r.summary,
+                "confidence": r.confidence,
+                "dropped": r.dropped,
+                "llm_call_id": call_ids.get(id(r.call)) if r.call else None,
+                "created_at": now,
+            },
+        )
+    for rv in outcome.reviews:
+        _upsert_analysis(
+            session,
+            {
+                "item_key": rv.key,
+                "content_hash": hashes[rv.key],
+                **common,
+                "status": "needs_review",
+                "reason": rv.reason[:1000],
+                "category": None,
+                "labels": [],
+                "priority": None,
+                "summary": None,
+                "confidence": None,
+                "dropped": [],
+                "llm_call_id": call_ids.get(id(rv.call)) if rv.call else None,
+                "created_at": now,
+            },
+        )
+
+
+def _call_fields(rec: CallRecord, purpose: str) -> dict[str, Any]:
+    return {
+        "provider": rec.provider,
+        "model": rec.model,
+        "prompt_version": rec.prompt_version,
+        "purpose": rec.purpose or purpose,
+        "items": rec.items,
+        "input_tokens": rec.input_tokens,
+        "cached_tokens": rec.cached_tokens,
+        "output_tokens": rec.output_tokens,
+        "latency_ms": rec.latency_ms,
+        "outcome": rec.outcome,
+        "error": rec.error,
+        "cost_usd": rec.cost_usd,
+        "batch_mode": rec.batch_mode,
+    }
+
+
+def estimate(batch: Sequence[ItemText], prefix_tokens: int, max_item_chars: int) -> int:
+    """Tokens a call for `batch` is expected to use (prompt plus answers)."""
+    items = sum(estimate_tokens(prompts.render_item("i000", it, max_item_chars)) for it in batch)
+    return prefix_tokens + items + OUTPUT_TOKENS_PER_ITEM * len(batch)
+
+
+def fit(batch: list[ItemText], prefix: int, budget: Budget, max_chars: int) -> list[ItemText]:
+    """The longest head of `batch` whose estimate fits the budget (maybe empty)."""
+    while batch and not budget.allows(estimate(batch, prefix, max_chars)):
+        batch = batch[: len(batch) // 2] if len(batch) > 8 else batch[:-1]
+    return batch
+
+
+def run(
+    ctx: Context,
+    provider: Provider,
+    *,
+    limit: int | None = None,
+    reanalyze: bool = False,
+    keys: Collection[str] | None = None,
+    on_batch: Callable[[RunStats], None] | None = None,
+) -> RunStats:
+    """Analyse everything pending (up to `limit`), stopping cleanly at the token budget."""
+    config = ctx.config
+    taxonomy = Taxonomy.from_config(config)
+    stats = RunStats(provider.name, provider.model)
+    with ctx.sessions() as s:
+        items = pending_items(s, provider, limit=limit, reanalyze=reanalyze, keys=keys)
+        texts = [item_text(it) for it in items]
+        examples = examples_for(s, config, {t.scope for t in texts})
+        budget = Budget.load(s, config.llm)
+    stats.planned = len(texts)
+    prefix = estimate_tokens(prompts.system_instruction(taxonomy, examples))
+    llm = config.llm
+    batches = prompts.pack_items(
+        texts,
+        taxonomy,
+        examples,
+        max_prompt_tokens=llm.max_prompt_tokens,
+        max_items=llm.max_items_per_call,
+        max_item_chars=llm.max_item_chars,
+    )
+    left = len(texts)
+    try:
+        queue = list(batches)
+        while queue:
+            batch = queue.pop(0)
+            head = fit(batch, prefix, budget, llm.max_item_chars)
+            if not head:
+                stats.exhausted = budget.exhausted(left)
+                pending = [t for b in [batch, *queue] for t in b]
+                stats.failed.update({t.key: "not sent: token budget reached" for t in pending})
+                break
+            if len(head) < len(batch):
+                queue.insert(0, batch[len(head) :])
+            outcome = provider.classify(head, taxonomy, examples)
+            with transaction(ctx.sessions) as s:
+                store_outcome(s, outcome, {t.key: t.content_hash for t in head}, provider, taxonomy)
+            stats.count(outcome)
+            budget.add(
+                sum(c.input_tokens + c.output_tokens for c in outcome.calls),
+                sum(c.cost_usd for c in outcome.calls),
+            )
+            left -= len(head)
+            if on_batch:
+                on_batch(stats)
+            if outcome.stop:
+                stats.stopped = outcome.stop
+                for later in queue:
+                    stats.failed.update({t.key: f"not sent: {outcome.stop}" for t in later})
+                break
+    finally:
+        close = getattr(provider, "close", None)
+        if callable(close):
+            close()
+    return stats
