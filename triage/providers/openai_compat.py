@@ -132,9 +132,39 @@ class OpenAIProvider:
         self, items: Sequence[ItemText], ids: Sequence[str], system: str, fmt: dict[str, Any]
     ) -> Reply:
         record = CallRecord(self.name, self.model, self.prompt_version, items=len(items))
+        return self._send(self.payload(items, ids, system, fmt), record)
+
+    def generate_json(
+        self, system: str, user: str, schema: type, purpose: str, prompt_version: str, items: int
+    ) -> Reply:
+        """One structured-output call for another purpose (themes); errors as for classify."""
+        model_schema = getattr(schema, "model_json_schema", None)
+        if model_schema is None:
+            raise ConfigError(f"{purpose}: the answer schema must be a pydantic model")
+        payload = {
+            "model": self.model,
+            "messages": [
+                {"role": "system", "content": system},
+                {"role": "user", "content": user},
+            ],
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": f"triage_{purpose}"[:64],
+                    "schema": strict_schema(model_schema()),
+                    "strict": True,
+                },
+            },
+            "temperature": 0,
+        }
+        record = CallRecord(self.name, self.model, prompt_version, purpose=purpose, items=items)
+        return self._send(payload, record)
+
+    def _send(self, payload: dict[str, Any], record: CallRecord) -> Reply:
+        """One call, its usage and price in `record`; failures mapped for the repair loop."""
         started = time.monotonic()
         try:
-            chat = self.client.chat(self.payload(items, ids, system, fmt))
+            chat = self.client.chat(payload)
         except ConfigError:
             raise  # wrong key or model: every call would fail the same way
         except QuotaExhausted as exc:
