@@ -47,6 +47,15 @@ def _github(ctx: Context) -> str:
 CHECKS.append(("github", _github))
 
 
+def _openai(ctx: Context) -> str:
+    from triage.providers.openai_compat import doctor_check
+
+    return doctor_check(ctx)
+
+
+CHECKS.append(("openai", _openai))
+
+
 def register_check(name: str, check: Check) -> None:
     """Features add their endpoint checks here (GitHub, Stack Exchange, Gemini, Slack)."""
     CHECKS.append((name, check))
