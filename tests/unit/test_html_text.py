@@ -11,7 +11,7 @@ def test_paragraphs_inline_code_and_entities() -> None:
         " &amp; &quot;quota&quot; &#8212; it&#39;s odd.</p>\n\n<p>Second   paragraph\nwraps.</p>"
     )
     assert text == (
-        "I call `client.generate()` and get <Response [400]> & \"quota\" — it's odd.\n\n"
+        'I call `client.generate()` and get <Response [400]> & "quota" — it\'s odd.\n\n'
         "Second paragraph wraps."
     )
 
@@ -61,8 +61,7 @@ def test_blockquote_breaks_rules_images_and_tables() -> None:
         "<table><tr><th>a</th><th>b</th></tr><tr><td>1</td><td>2</td></tr></table>"
     )
     assert html_to_text(body) == (
-        "> quoted\n> second line\n\n---\n\nscreenshot (https://i.sstatic.net/a.png)\n\n"
-        "a | b\n1 | 2"
+        "> quoted\n> second line\n\n---\n\nscreenshot (https://i.sstatic.net/a.png)\n\na | b\n1 | 2"
     )
 
 

@@ -214,8 +214,6 @@ def doctor_check(ctx: Context) -> str:
             f"{cfg.api_url} reachable but today's quota is used up ({most} requests);"
             " it resets at 00:00 UTC"
         )
-    key = "" if secret else " (no STACKEXCHANGE_KEY: 300 requests a day per IP)"
-    return (
-        f"{cfg.api_url} reachable, site {cfg.site} ({info.get('total_questions', '?')} questions),"
-        f" quota {left}/{most} left today{key}"
-    )
+    key = "" if secret else " (no STACKEXCHANGE_KEY)"
+    total = info.get("total_questions", "?")
+    return f"{cfg.api_url} reachable, {cfg.site} has {total} questions; quota {left}/{most}{key}"
