@@ -283,3 +283,45 @@ def schedule_overview(ctx: Context) -> dict[str, dict[str, Any]]:
             "next_run": nxt.isoformat() if nxt else None,
         }
     return out
+
+
+def job_status(ctx: Context) -> dict[str, dict[str, Any]]:
+    """Per job: schedule, next run, last run (any replica) — what `triage status` shows."""
+    from jobs import runs
+
+    overview = schedule_overview(ctx)
+    with ctx.sessions() as s:
+        last = runs.last_runs(s)
+    out: dict[str, dict[str, Any]] = {}
+    for name in [*overview, *sorted(set(last) - set(overview))]:
+        run = last.get(name)
+        entry: dict[str, Any] = dict(overview.get(name, {"schedule": None, "off": None}))
+        entry.setdefault("next_run", None)
+        entry.update(
+            started_at=run.started_at.isoformat() if run else None,
+            finished_at=run.finished_at.isoformat() if run and run.finished_at else None,
+            outcome=run.outcome if run else None,
+            error=run.error if run else None,
+            counts=run.counts if run else {},
+            replica=run.replica if run else None,
+        )
+        out[name] = entry
+    return out
+
+
+def failures(ctx: Context, hours: float = 24) -> list[dict[str, Any]]:
+    """Failed or interrupted runs of the last `hours`, newest first."""
+    from jobs import runs
+
+    with ctx.sessions() as s:
+        return [
+            {
+                "job": r.job,
+                "slot": r.slot,
+                "started_at": r.started_at.isoformat(),
+                "outcome": r.outcome,
+                "error": r.error,
+                "replica": r.replica,
+            }
+            for r in runs.recent_failures(s, hours)
+        ]

@@ -102,19 +102,16 @@ def status_data(ctx: typer.Context) -> dict[str, Any]:
                 "cost_usd": round(float(row[2]), 4),
                 "calls": int(row[3]),
             }
-        last_runs = {}
-        for run in s.scalars(select(JobRun).order_by(JobRun.started_at)):
-            last_runs[run.job] = {
-                "started_at": run.started_at.isoformat(),
-                "outcome": run.outcome,
-                "error": run.error,
-                "counts": run.counts,
-            }
         failures = s.scalar(
             select(func.count(JobRun.id)).where(
                 JobRun.outcome == "failed", JobRun.started_at >= now - timedelta(days=1)
             )
         )
+    from jobs import registry
+
+    # Every job with its schedule, next run and last run (any replica), and recent failures.
+    last_runs = registry.job_status(tctx)
+    recent_failures = registry.failures(tctx)
     total = sum(items.values())
     return {
         "items": items,
@@ -124,6 +121,7 @@ def status_data(ctx: typer.Context) -> dict[str, Any]:
         "spend": spend,
         "jobs": last_runs,
         "job_failures_24h": int(failures or 0),
+        "recent_failures": recent_failures,
     }
 
 
@@ -152,11 +150,24 @@ def status(
             f" ~${s['cost_usd']:.4f}"
         )
     if data["jobs"]:
-        jobs = Table("job", "last run", "outcome", "error")
+        jobs = Table("job", "schedule", "last run", "outcome", "next run", "error")
         for name, run in data["jobs"].items():
-            jobs.add_row(name, run["started_at"], run["outcome"], run["error"] or "")
+            jobs.add_row(
+                name,
+                run.get("schedule") or "-",
+                run["started_at"] or "never",
+                run["outcome"] or "-",
+                f"off: {run['off']}" if run.get("off") else (run.get("next_run") or "-"),
+                run["error"] or "",
+            )
         console.print(jobs)
     console.print(f"job failures in the last 24h: {data['job_failures_24h']}")
+    for f in data.get("recent_failures", [])[:5]:
+        console.print(
+            f"  {f['started_at']} {f['job']} {f['outcome']}: {f['error'] or ''}",
+            markup=False,
+            highlight=False,
+        )
 
 
 def export(
