@@ -89,6 +89,8 @@ class FakeGitHub(FakeServer):
         # Standalone mode: unknown repositories spring into being with this many issues.
         self.autocreate: tuple[int, int] | None = None
         self._holds: list[_Hold] = []
+        # Wall-clock arrival of each logged request, to check waits happened (never how long).
+        self.arrivals: list[float] = []
         self._data_lock = threading.RLock()
         for method, pattern, handler in self._routes_table():
             self.route(method, pattern, handler)
@@ -250,6 +252,7 @@ class FakeGitHub(FakeServer):
     def dispatch(self, req: Request) -> Response:
         with self._lock:
             self.requests.append(req)
+            self.arrivals.append(time.time())
         for hold in self._holds:
             hold.check(req)
         resp = self._answer(req)

@@ -2,59 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
-import pytest
-from pydantic import SecretStr
-from sqlalchemy import func, select
-
 from tests.fakes.github import FakeGitHub
+from tests.integration.github_env import (
+    backfill,
+    gh,
+    item_count,
+    make_ctx,
+    stored,
+    sync,
+)
 from triage import ingest
-from triage.config import Config, Secrets
-from triage.context import Context
-from triage.db import migrate, store
-from triage.db.schema import Item
-from triage.ingest import RunStats
+from triage.db import store
 from triage.sources.github import make_sources
 
-LISTING = r"/issues$"
-
-
-@pytest.fixture
-def gh() -> Iterator[FakeGitHub]:
-    with FakeGitHub() as fake:
-        yield fake
-
-
-def make_ctx(url: str, db_url: str, token: str | None = "ghp_valid", **github: Any) -> Context:
-    data = {"github": {"api_url": url, **github}, "database": {"url": db_url}}
-    config = Config.model_validate(data)
-    ctx = Context(config=config, secrets=Secrets(github_token=SecretStr(token) if token else None))
-    migrate.upgrade(ctx.engine)
-    return ctx
-
-
-def backfill(ctx: Context, repo: str = "octo/hello", **kw: Any) -> RunStats:
-    (source,) = make_sources(ctx, [repo])
-    return ingest.run(
-        ctx.sessions, source, ingest.backfill_cursor_name(source, None), advance_sync=True, **kw
-    )
-
-
-def sync(ctx: Context, repo: str = "octo/hello") -> RunStats:
-    (source,) = make_sources(ctx, [repo])
-    return ingest.run(ctx.sessions, source, ingest.sync_cursor_name(source))
-
-
-def stored(ctx: Context) -> dict[str, Item]:
-    with ctx.sessions() as s:
-        return {i.key: i for i in s.scalars(select(Item))}
-
-
-def item_count(ctx: Context) -> int:
-    with ctx.sessions() as s:
-        return int(s.scalar(select(func.count()).select_from(Item)) or 0)
+__all__ = ["gh"]  # the fixture
 
 
 def test_backfill_pages_through_every_issue_and_skips_pull_requests(
