@@ -101,6 +101,8 @@ class FakeSlack(FakeServer):
         self.uploads: dict[str, Upload] = {}
         self._seq = itertools.count(1)
         self._seq_lock = threading.Lock()
+        self.post_calls = 0
+        self.fail_posts: dict[int, str] = {}  # n-th chat.postMessage call (1-based) -> error
         self.route("POST", r"/api/chat\.postMessage", self._post_message)
         self.route("POST", r"/api/auth\.test", self._auth_test)
         self.route("POST", r"/api/files\.getUploadURLExternal", self._upload_url)
@@ -128,8 +130,10 @@ class FakeSlack(FakeServer):
             times=times,
         )
 
-    def fail(self, method: str, error: str, times: int = 1) -> None:
-        self.add_fault(_error(error), path=f"/api/{method}".replace(".", r"\."), times=times)
+    def fail(self, method: str, error: str, times: int = 1, **extra: Any) -> None:
+        """The next `times` calls of `method` answer ok:false with `error`."""
+        path = f"/api/{method}".replace(".", r"\.")
+        self.add_fault(_error(error, **extra), path=path, times=times)
 
     def thread(self, ts: str) -> list[Posted]:
         return [m for m in self.messages if m.thread_ts == ts]
@@ -177,6 +181,11 @@ class FakeSlack(FakeServer):
 
     # -- Web API methods -----------------------------------------------------------------
     def _post_message(self, req: Request, _m: Any) -> Response:
+        with self._lock:
+            self.post_calls += 1
+            scheduled = self.fail_posts.pop(self.post_calls, None)
+        if scheduled:
+            return _error(scheduled)
         args = self.args(req)
         if (denied := self._auth(req, args)) is not None:
             return denied
@@ -226,7 +235,8 @@ class FakeSlack(FakeServer):
             return denied
         if not args.get("filename") or not str(args.get("length", "")).isdigit():
             return _error("invalid_arguments")
-        file_id = f"F{next(self._seq):09d}"
+        with self._seq_lock:
+            file_id = f"F{next(self._seq):09d}"
         self.uploads[file_id] = Upload(file_id, args["filename"], int(args["length"]))
         return _ok(upload_url=f"{self.base_url}/upload/v1/{file_id}", file_id=file_id)
 

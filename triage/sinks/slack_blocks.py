@@ -42,8 +42,8 @@ def escape(text: str) -> str:
 
 
 def link(ref: ItemRef) -> str:
-    """`<url|title>` for links we build; the title is escaped, the URL cannot end the link."""
-    title = escape(shorten(ref.title, MAX_TITLE)).replace("|", "¦")
+    """`<url|title>` for links we build: the escaped title cannot close the link or open another."""
+    title = escape(shorten(ref.title, MAX_TITLE))
     url = safe_url(ref.url)
     if url is None or len(url) > MAX_URL:
         return title
