@@ -76,7 +76,7 @@ def _run(
             on_page=hook,
             advance_sync=backfill,
         )
-    console.print(_summary(stats))
+    console.print(_summary(stats), soft_wrap=True, highlight=False)
     return stats
 
 
