@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -239,7 +240,12 @@ def test_backoff_is_honoured_across_pages_and_sources(fake: FakeStackExchange) -
     # A later source with its own client still waits for a backoff it did not receive.
     fake.set_backoff(1, times=1)
     other = make_ctx("sqlite://", fake)
-    sync(other, source(other, tag="other"))
+    other_src = source(other, tag="other")
+    asked = time.time()
+    sync(other, other_src)
+    with other.sessions() as s:  # kept with the cursor, for the next process
+        cur = s.get(Cursor, ingest.sync_cursor_name(other_src))
+        assert cur is not None and cur.state["backoff_until"] >= asked + 1
     start = len(fake.stamped)
     sync(other, source(other, tag=TAG))
     assert fake.stamped[start][0] - fake.stamped[start - 1][0] >= 1.0
@@ -252,6 +258,7 @@ def test_throttle_violations_are_retried(fake: FakeStackExchange) -> None:
     ctx = make_ctx("sqlite://", fake)
     stats = backfill(ctx, source(ctx))
     assert stats.done and count(ctx) == 20 and len(fake.question_calls()) == 3
+    assert stats.requests == 3  # the retries are counted: they use up quota too
 
 
 def test_throttle_naming_a_short_wait_waits_that_long(fake: FakeStackExchange) -> None:

@@ -113,6 +113,7 @@ class StackExchangeSource:
         page_no = int(state.get("page", 1)) if cursor and state.get("page_at") == cursor else 1
         checked = False
         while True:
+            sent = self.client.requests
             data = self.client.get(METHOD, self._params(low, since, page_no))
             raw = data.get("items") or []
             has_more = bool(data.get("has_more")) and bool(raw)
@@ -126,6 +127,7 @@ class StackExchangeSource:
             yield Page(
                 items=[to_item(self.site, q) for q in raw],
                 cursor=value,
+                requests=self.client.requests - sent,  # retries count against the quota too
                 quota_remaining=data.get("quota_remaining"),
                 state=self._state(value, page_no),
             )
