@@ -1,0 +1,214 @@
+"""Offline themes: TF-IDF vectors, nearest theme centroid, threshold clustering of the rest.
+
+Thresholds are cosine similarities in a TF-IDF space of unigrams and bigrams (title counted
+twice, summary, the body without code and URLs). Measured on reports of the same problem
+written by different people, members sit at 0.25-0.5 from their theme's centroid and
+unrelated reports below 0.15.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.spatial.distance import squareform
+
+from triage.analysis import vectors
+from triage.analysis.themes import ExistingTheme, NewTheme, ThemeDoc, ThemePlan
+
+ASSIGN_SIMILARITY = 0.25  # an item joins an existing theme at this similarity to its centroid
+CLUSTER_SIMILARITY = 0.3  # two new items are about the same problem at this similarity
+MERGE_SIMILARITY = 0.4  # two themes (or new clusters) whose centroids are this close are one
+MEMBERS_PER_THEME = 20  # newest members that place a theme (its centroid) in each run
+# Average linkage: two groups are one problem when their reports are this alike on average.
+LINKAGE_SIMILARITY = 0.17
+# Average linkage needs the full similarity matrix; above this many new items the star
+# clustering below (blocked, linear memory) takes over.
+LINKAGE_MAX_ITEMS = 3000
+
+
+def text_of(doc: ThemeDoc, boilerplate: frozenset[str] = frozenset()) -> str:
+    return vectors.item_text(doc.title, doc.summary, doc.body, boilerplate=boilerplate)
+
+
+def texts(docs: Sequence[ThemeDoc]) -> list[str]:
+    """Every doc's text with the lines the whole collection shares (templates) left out."""
+    common = vectors.boilerplate_lines([d.body for d in docs])
+    return [text_of(d, common) for d in docs]
+
+
+def linkage_clusters(matrix: vectors.Matrix, threshold: float) -> list[list[int]]:
+    """Average-linkage clusters whose members are, on average, at least `threshold` alike."""
+    n = matrix.shape[0]
+    if n < 2:
+        return []
+    distance = 1.0 - vectors.similarities(matrix, matrix).astype(np.float64)
+    np.clip(distance, 0.0, 2.0, out=distance)
+    np.fill_diagonal(distance, 0.0)
+    tree = linkage(squareform(distance, checks=False), method="average")
+    del distance
+    labels = fcluster(tree, 1.0 - threshold, criterion="distance")
+    groups: dict[int, list[int]] = {}
+    for row, label in enumerate(labels):
+        groups.setdefault(int(label), []).append(row)
+    return [rows for rows in groups.values() if len(rows) > 1]
+
+
+def cluster(matrix: vectors.Matrix) -> list[list[int]]:
+    """Groups of rows that report one problem (rows in no group are left out)."""
+    if matrix.shape[0] <= LINKAGE_MAX_ITEMS:
+        return linkage_clusters(matrix, LINKAGE_SIMILARITY)
+    return leader_clusters(matrix, CLUSTER_SIMILARITY)
+
+
+def leader_clusters(matrix: vectors.Matrix, threshold: float) -> list[list[int]]:
+    """Star clusters: the row with most neighbours above `threshold` takes its free neighbours.
+
+    Unlike single linkage this cannot chain unrelated reports together through a sequence of
+    near neighbours, and it needs one pass over a blocked similarity matrix.
+    """
+    n = matrix.shape[0]
+    if n == 0:
+        return []
+    adjacency: list[np.ndarray] = []
+    block = max(64, (1 << 23) // max(n, 1))
+    for start in range(0, n, block):
+        sims = vectors.similarities(matrix[start : start + block], matrix)
+        for r in range(sims.shape[0]):
+            sims[r, start + r] = 0.0
+            adjacency.append(np.flatnonzero(sims[r] >= threshold))
+    degree = np.array([len(a) for a in adjacency])
+    owner = np.full(n, -1)
+    clusters: list[list[int]] = []
+    for i in np.argsort(-degree, kind="stable"):
+        if owner[i] >= 0 or degree[i] == 0:
+            continue
+        members = [int(i)] + [int(j) for j in adjacency[i] if owner[j] < 0]
+        owner[members] = len(clusters)
+        clusters.append(members)
+    return clusters
+
+
+def refine(
+    x: vectors.Matrix, clusters: list[list[int]], free: list[int], min_size: int
+) -> list[list[int]]:
+    """Join clusters of one problem that the star pass split, then let loose items join them."""
+    clusters = [list(c) for c in clusters]
+    if len(clusters) > 1:
+        cents = vectors.centroids(x, clusters)
+        sims = vectors.similarities(cents, cents)
+        root = list(range(len(clusters)))
+
+        def find(i: int) -> int:
+            while root[i] != i:
+                i = root[i]
+            return i
+
+        pairs = np.argwhere(np.triu(sims, 1) >= MERGE_SIMILARITY)
+        for a, b in sorted(pairs.tolist(), key=lambda p: -sims[p[0], p[1]]):
+            ra, rb = find(a), find(b)
+            if ra != rb:
+                root[max(ra, rb)] = min(ra, rb)
+        joined: dict[int, list[int]] = {}
+        for c, rows in enumerate(clusters):
+            joined.setdefault(find(c), []).extend(rows)
+        clusters = list(joined.values())
+    taken = {r for c in clusters for r in c}
+    loose = [r for r in free if r not in taken]
+    if clusters and loose:
+        sims = vectors.similarities(x[loose], vectors.centroids(x, clusters))
+        best = sims.argmax(axis=1)
+        for i, r in enumerate(loose):
+            if sims[i, best[i]] >= ASSIGN_SIMILARITY:
+                clusters[best[i]].append(r)
+                taken.add(r)
+    if min_size <= 1:  # every item is a theme of its own if it must be
+        clusters += [[r] for r in free if r not in taken]
+    return clusters
+
+
+def _name(space: vectors.Tfidf, rows: Sequence[int], docs: Sequence[ThemeDoc]) -> NewTheme:
+    """A theme's name from its most distinctive terms; its description quotes a central report."""
+    terms = vectors.distinctive_terms(space, rows, n=8)
+    centre = vectors.centroid(space.matrix[list(rows)])
+    closeness = np.asarray(space.matrix[list(rows)] @ centre).ravel()
+    central = list(rows)[int(np.argmax(closeness))]
+    title = ", ".join(terms[:3]) or docs[central].title[:80]
+    sources = sorted({docs[r].source for r in rows})
+    description = (
+        f"Reports about {', '.join(terms[:6]) or 'one problem'}"
+        f" ({' and '.join(sources)}), e.g. \u201c{docs[central].title[:200]}\u201d"
+    )
+    return NewTheme(ref="", title=title, description=description, terms=terms)
+
+
+def plan_local(
+    docs: list[ThemeDoc], themes: list[ExistingTheme], min_cluster_size: int
+) -> ThemePlan:
+    """Join items to the nearest existing theme, cluster the rest, merge themes that converged."""
+    members = [(t, m) for t in themes for m in t.members]
+    all_docs = docs + [m for _, m in members]
+    space = vectors.fit_tfidf(texts(all_docs))
+    n = len(docs)
+    x = space.matrix[:n]
+    groups: list[list[int]] = [[] for _ in themes]
+    position = {t.id: g for g, t in enumerate(themes)}
+    for offset, (theme, _) in enumerate(members):
+        groups[position[theme.id]].append(n + offset)
+    plan = ThemePlan()
+    free = list(range(n))
+    if themes:
+        sims = vectors.similarities(x, vectors.centroids(space.matrix, groups))
+        best = sims.argmax(axis=1)
+        free = []
+        for i in range(n):
+            if sims[i, best[i]] >= ASSIGN_SIMILARITY:
+                plan.assign[docs[i].key] = themes[best[i]].id
+                groups[best[i]].append(i)
+            else:
+                free.append(i)
+    found = [[free[r] for r in c] for c in cluster(x[free])]
+    clusters = [c for c in refine(x, found, free, min_cluster_size) if len(c) >= min_cluster_size]
+    for rows in clusters:
+        new = _name(space, rows, all_docs)
+        new.ref = f"new-{len(plan.new) + 1}"
+        plan.new.append(new)
+        for r in rows:
+            plan.assign[docs[r].key] = new.ref
+    plan.merges = _merges(
+        space,
+        themes,
+        groups,
+        changed={int(t) for t in set(plan.assign.values()) if isinstance(t, int)},
+    )
+    return plan
+
+
+def _merges(
+    space: vectors.Tfidf,
+    themes: list[ExistingTheme],
+    groups: list[list[int]],
+    changed: set[int],
+) -> list[tuple[int, int]]:
+    """Themes that gained items and now sit next to another theme: younger into older."""
+    if len(themes) < 2 or not changed:
+        return []
+    cents = vectors.centroids(space.matrix, groups)
+    idx = [g for g, t in enumerate(themes) if t.id in changed and groups[g]]
+    sims = vectors.similarities(cents[idx], cents) if idx else np.zeros((0, 0))
+    merges: list[tuple[int, int]] = []
+    gone: set[int] = set()
+    for r, g in enumerate(idx):
+        for h in np.argsort(-sims[r]):
+            if h == g or not groups[h]:
+                continue
+            if sims[r, h] < MERGE_SIMILARITY:
+                break
+            a, b = themes[g].id, themes[h].id
+            young, old = max(a, b), min(a, b)
+            if young not in gone and old not in gone:
+                merges.append((young, old))
+                gone.add(young)
+            break
+    return merges

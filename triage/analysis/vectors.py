@@ -1,0 +1,205 @@
+"""Text vectors for themes and duplicates: TF-IDF, stored embeddings, nearest neighbours.
+
+Every vector handed around here is L2-normalised, so a dot product is a cosine similarity.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, TypeAlias
+
+import numpy as np
+from scipy import sparse
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.preprocessing import normalize
+
+# A dense numpy array or a scipy CSR matrix of row vectors (both support @, [], .shape).
+Matrix: TypeAlias = Any
+
+# Code blocks and URLs say little about which problem a report is about, and their tokens
+# (variable names, hashes) would make unrelated reports look alike or alike ones differ.
+_URL = re.compile(r"https?://\S+")
+_FENCE = re.compile(r"```.*?```", re.S)
+_SPACE = re.compile(r"\s+")
+
+# Tokens of two or more word characters, allowing inner dots/dashes (`generate_content`, `v1.2`).
+TOKEN_PATTERN = r"(?u)\b[a-zA-Z_][\w]*(?:[.-][\w]+)*\b"
+
+
+def item_text(
+    title: str,
+    summary: str | None,
+    body: str,
+    max_chars: int = 1500,
+    boilerplate: frozenset[str] = frozenset(),
+) -> str:
+    """The text a problem is recognised by: title (twice, it names the problem), summary, body."""
+    body = _FENCE.sub(" ", body or "")
+    if boilerplate:
+        body = "\n".join(ln for ln in body.splitlines() if _line_id(ln) not in boilerplate)
+    body = _SPACE.sub(" ", _URL.sub(" ", body)).strip()
+    parts = [title, title, summary or "", body[:max_chars]]
+    return "\n".join(p for p in parts if p)
+
+
+_DIGITS = re.compile(r"\d+")
+
+
+def _line_id(line: str) -> str:
+    """A line's identity for template detection: versions and numbers do not count."""
+    return _DIGITS.sub("0", _SPACE.sub(" ", line.strip().lower()))
+
+
+def boilerplate_lines(
+    bodies: Sequence[str], min_share: float = 0.02, min_docs: int = 3
+) -> frozenset[str]:
+    """Lines that many bodies share: issue-template headings and prompts (`### Version`,
+    `_No response_`). They would make every report filed with one template look alike."""
+    counts: Counter[str] = Counter()
+    for body in bodies:
+        counts.update({_line_id(ln) for ln in _FENCE.sub(" ", body or "").splitlines()})
+    floor = max(min_docs, int(min_share * len(bodies)))
+    return frozenset(line for line, n in counts.items() if n >= floor and line)
+
+
+@dataclass
+class Tfidf:
+    """A fitted TF-IDF space: the vectoriser and the row vectors of the texts it was fitted on."""
+
+    vectorizer: TfidfVectorizer
+    matrix: sparse.csr_matrix
+
+    @cached_property
+    def terms(self) -> np.ndarray:
+        return self.vectorizer.get_feature_names_out()
+
+    def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        return sparse.csr_matrix(self.vectorizer.transform(list(texts)))
+
+
+def fit_tfidf(texts: Sequence[str], max_features: int = 100_000) -> Tfidf:
+    """Unigrams and bigrams, no English stop words; sublinear counts so long bodies do not win."""
+    vectorizer = TfidfVectorizer(
+        stop_words="english",
+        ngram_range=(1, 2),
+        sublinear_tf=True,
+        token_pattern=TOKEN_PATTERN,
+        max_df=0.5 if len(texts) >= 20 else 1.0,
+        max_features=max_features,
+        dtype=np.float32,
+    )
+    try:
+        matrix = vectorizer.fit_transform(list(texts))
+    except ValueError:  # nothing but stop words: an empty space where every similarity is 0
+        vectorizer = TfidfVectorizer(token_pattern=r"(?u)\S+", dtype=np.float32)
+        matrix = vectorizer.fit_transform([t or "_" for t in texts] or ["_"])
+    return Tfidf(vectorizer, sparse.csr_matrix(matrix))
+
+
+def centroid(rows: Matrix) -> np.ndarray:
+    """The normalised mean of some row vectors (a theme's position in the space)."""
+    mean = np.asarray(rows.mean(axis=0)).ravel().astype(np.float32)
+    norm = float(np.linalg.norm(mean))
+    return mean / norm if norm > 0 else mean
+
+
+def centroids(matrix: Matrix, groups: Sequence[Sequence[int]]) -> np.ndarray:
+    """One normalised centroid per group of row indices, as a dense (groups x features) array."""
+    out = np.zeros((len(groups), matrix.shape[1]), dtype=np.float32)
+    for g, rows in enumerate(groups):
+        if len(rows):
+            out[g] = centroid(matrix[list(rows)])
+    return out
+
+
+def similarities(a: Matrix, b: Matrix) -> np.ndarray:
+    """Dense cosine similarities of every row of `a` to every row of `b`."""
+    product = a @ b.T
+    if sparse.issparse(product):
+        product = product.toarray()
+    return np.asarray(product, dtype=np.float32)
+
+
+def neighbours(
+    matrix: Matrix,
+    k: int,
+    min_similarity: float,
+    rows: Sequence[int] | None = None,
+    block: int = 1024,
+) -> list[tuple[int, int, float]]:
+    """Each (given) row's `k` nearest other rows with similarity >= `min_similarity`.
+
+    Computed block by block so memory stays at `block` x rows whatever the collection size.
+    """
+    index = list(range(matrix.shape[0])) if rows is None else list(rows)
+    out: list[tuple[int, int, float]] = []
+    for start in range(0, len(index), block):
+        chunk = index[start : start + block]
+        sims = similarities(matrix[chunk], matrix)
+        sims[np.arange(len(chunk)), chunk] = -1.0  # an item is not its own neighbour
+        take = min(k, sims.shape[1] - 1)
+        if take <= 0:
+            break
+        top = np.argpartition(-sims, take - 1, axis=1)[:, :take]
+        for r, i in enumerate(chunk):
+            for j in top[r]:
+                s = float(sims[r, j])
+                if s >= min_similarity:
+                    out.append((i, int(j), s))
+    return out
+
+
+def distinctive_terms(
+    space: Tfidf, rows: Sequence[int], n: int = 8, background: np.ndarray | None = None
+) -> list[str]:
+    """Terms that weigh most in these rows compared with the whole space, bigrams first."""
+    sub = space.matrix[list(rows)]
+    inside = np.asarray(sub.mean(axis=0)).ravel()
+    coverage = np.asarray((sub > 0).mean(axis=0)).ravel()  # share of rows using the term
+    if background is None:
+        background = np.asarray(space.matrix.mean(axis=0)).ravel()
+    score = (inside - background) * (0.5 + coverage)
+    order = np.argsort(-score)[: n * 4]
+    return _prefer_phrases([str(space.terms[i]) for i in order if score[i] > 0], n)
+
+
+def shared_terms(space: Tfidf, a: int, b: int, n: int = 4) -> list[str]:
+    """The terms two rows have in common that weigh most in both (why they look alike)."""
+    va, vb = space.matrix[a], space.matrix[b]
+    both = va.multiply(vb).tocoo()
+    order = np.argsort(-both.data)[: n * 4]
+    return _prefer_phrases([str(space.terms[both.col[i]]) for i in order], n)
+
+
+def _prefer_phrases(terms: list[str], n: int) -> list[str]:
+    """Keep a bigram over the single words it contains, so names read as phrases."""
+    chosen: list[str] = []
+    for term in terms:
+        words = set(term.split())
+        if any(words <= set(c.split()) for c in chosen):
+            continue  # already said by a longer phrase
+        chosen = [c for c in chosen if not set(c.split()) < words]
+        chosen.append(term)
+        if len(chosen) >= n:
+            break
+    return chosen
+
+
+def pack(vector: np.ndarray) -> bytes:
+    """A vector as float32 bytes for the embeddings table."""
+    return np.asarray(vector, dtype="<f4").tobytes()
+
+
+def unpack(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype="<f4").astype(np.float32)
+
+
+def stack(vectors: Sequence[np.ndarray]) -> np.ndarray:
+    """Row-normalised dense matrix of equal-length vectors."""
+    if not vectors:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.asarray(normalize(np.vstack(vectors).astype(np.float32)), dtype=np.float32)
