@@ -39,9 +39,11 @@ def theme_volume_png(volume: Volume, title: str = "Theme volume per window") -> 
         ax.text(0.5, 0.5, "no themed items yet", ha="center", va="center", transform=ax.transAxes)
     ax.set_xticks(positions, labels, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("items created")
+    ax.set_xlabel("window ending (UTC)", fontsize=8)
     ax.set_title(title)
     if volume.themes:
-        fig.legend(loc="outside right upper", fontsize=8, frameon=False)
+        handles, names = ax.get_legend_handles_labels()  # top of the legend = top of the stack
+        fig.legend(handles[::-1], names[::-1], loc="outside right upper", fontsize=8, frameon=False)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI)
     return buf.getvalue()
