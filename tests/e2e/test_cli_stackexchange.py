@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from tests.fakes.stackexchange import FakeStackExchange
+from tests.fakes.stackexchange import FakeStackExchange, sample_question
 from triage.db import migrate
 from triage.db.engine import make_engine
 from triage.db.schema import Item
 
-from .cli import run_triage
+from .cli import CLEAN_PREFIXES, run_triage
+
+
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(CLEAN_PREFIXES)}
+
 
 TAG = "google-gemini"
 
@@ -120,3 +130,34 @@ def test_doctor_reports_endpoint_and_quota(tmp_path: Path, env: dict[str, str]) 
     assert bad.returncode == 1
     [line] = [ln for ln in bad.stdout.splitlines() if "stackexchange:" in ln]
     assert line.startswith("fail") and "nosuchsite" in line
+
+
+def test_backfill_killed_mid_way_resumes_with_every_question_once(
+    tmp_path: Path, env: dict[str, str], fake: FakeStackExchange
+) -> None:
+    for i in range(250, 400):
+        fake.put(sample_question(i))
+    fake.set_backoff(0.3)  # every page waits a little, so the kill lands mid-way
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "triage.cli", "backfill", "stackoverflow", TAG],
+        cwd=tmp_path,
+        env={**clean_env(), **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while stored(tmp_path) < 100 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    kept = stored(tmp_path)
+    assert 0 < kept < 400, "the kill should land mid-way"
+
+    fake.set_backoff(None)
+    before = len(fake.question_calls())
+    result = run_triage("backfill", "stackoverflow", TAG, cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert fake.question_calls()[before].arg("min") is not None
+    assert stored(tmp_path) == 400
