@@ -39,6 +39,7 @@ def claim_slot(engine: Engine, job: str, slot: str, replica: str) -> bool:
         dialect.insert(JobSlot)
         .values(job=job, slot=slot, replica=replica, claimed_at=utcnow())
         .on_conflict_do_nothing(index_elements=["job", "slot"])
+        .returning(JobSlot.replica)  # a row back only when this insert created it
     )
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
@@ -49,7 +50,7 @@ def claim_slot(engine: Engine, job: str, slot: str, replica: str) -> bool:
             ).scalar()
             if not got:
                 return False
-        return conn.execute(stmt).rowcount == 1
+        return conn.execute(stmt).first() is not None
 
 
 @contextmanager
