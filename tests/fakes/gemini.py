@@ -126,11 +126,21 @@ class FakeGemini(FakeServer):
 
     def __init__(self, api_key: str = DEFAULT_KEY, models: dict[str, list[str]] | None = None):
         super().__init__()
-        self.api_key = api_key
-        self.models = dict(DEFAULT_MODELS if models is None else models)
+        self._state_lock = threading.RLock()
+        self._default_key = api_key
+        self._default_models = dict(DEFAULT_MODELS if models is None else models)
+        self.reset()
+        self._routes_setup()
+
+    def reset(self) -> None:
+        """Back to a fresh server (switches, caches, batches, log) without restarting it."""
+        with self._lock:
+            self.requests.clear()
+            self.faults.clear()
+        self.api_key = self._default_key
+        self.models = dict(self._default_models)
         self.caches: dict[str, dict[str, Any]] = {}
         self.batches: dict[str, dict[str, Any]] = {}
-        self._state_lock = threading.RLock()
         # switches
         self.obey_injection = False
         self.safety_marker: str | None = "SAFETY-TRIGGER"
@@ -146,7 +156,6 @@ class FakeGemini(FakeServer):
         self.max_batch_bytes = 20 * 1024 * 1024
         # observations
         self.usage: list[dict[str, Any]] = []  # usageMetadata of every generateContent answer
-        self._routes_setup()
 
     # -- switches ----------------------------------------------------------------------
     def fail(
