@@ -275,7 +275,7 @@ class Daemon:
             if counts.get("stopped_early"):
                 outcome, error = runs.INTERRUPTED, "stopped early on shutdown; resumes next run"
         except JobSkipped as exc:
-            outcome, error = runs.SKIPPED, one_line(exc)
+            outcome, counts, error = runs.SKIPPED, exc.counts, one_line(exc)
         except JobFailed as exc:
             outcome, counts, error = runs.FAILED, exc.counts, one_line(exc)
         except BaseException as exc:  # even SystemExit from a library must not leak the run

@@ -27,6 +27,14 @@ _stop = threading.Event()
 class JobSkipped(Exception):
     """Nothing to do by design (e.g. no sources configured): not a failure."""
 
+    def __init__(self, message: str, counts: Counts | None = None) -> None:
+        super().__init__(message)
+        self.counts = dict(counts or {})
+
+
+class _Checkpoint(Exception):
+    """Raised between batches when the daemon is stopping; the work so far is committed."""
+
 
 class JobFailed(Exception):
     """The job ran but did not do its work (e.g. every request failed); keeps partial counts."""
@@ -113,6 +121,70 @@ def _source_builders(ctx: Context) -> list[tuple[str, Callable[[], list[Any]]]]:
             (f"stackexchange:{site}/{tag}", partial(stackexchange.make_sources, ctx, [tag], site))
         )
     return out
+
+
+def analyze(ctx: Context) -> Counts:
+    """Classify and summarize every new or changed item (`triage analyze`)."""
+    from triage.analysis import classify
+    from triage.providers.registry import get_provider
+
+    provider = get_provider(ctx)
+
+    def checkpoint(_stats: classify.RunStats) -> None:
+        if stopping():
+            raise _Checkpoint
+
+    stats = classify.RunStats(provider.name, provider.model)
+    try:
+        stats = classify.run(ctx, provider, on_batch=checkpoint)
+    except _Checkpoint:
+        return {"stopped_early": 1}
+    counts = {
+        "planned": stats.planned,
+        "analysed": stats.analysed,
+        "needs_review": stats.reviews,
+        "pending": len(stats.failed),
+        "calls": stats.calls,
+        "input_tokens": stats.input_tokens,
+        "output_tokens": stats.output_tokens,
+    }
+    if stats.exhausted is not None:
+        # Budget spent: state is saved and the next day's slots continue; not a fault.
+        raise JobSkipped(str(stats.exhausted), counts)
+    if stats.failed:
+        reason = stats.stopped or next(iter(stats.failed.values()))
+        raise JobFailed(f"{len(stats.failed)} items still pending ({reason})", counts)
+    return counts
+
+
+def poll(ctx: Context) -> Counts:
+    """Collect finished Gemini Batch Mode jobs (`triage analyze --poll`)."""
+    from triage.providers.registry import get_provider
+
+    if ctx.config.llm.provider != "gemini":
+        raise JobSkipped("Batch Mode polling needs the gemini provider")
+    from triage.analysis import batch
+    from triage.providers.gemini import GeminiProvider
+
+    provider = get_provider(ctx)
+    assert isinstance(provider, GeminiProvider)
+    try:
+        got = batch.poll(ctx, provider)
+    finally:
+        provider.close()
+    final = got.retried or got.outcome
+    counts = {
+        "collected": len(got.collected),
+        "running": len(got.running),
+        "failed_jobs": len(got.failed_jobs),
+        "analysed": (got.outcome.analysed if got.outcome else 0)
+        + (got.retried.analysed if got.retried else 0),
+        "pending": len(final.failed) if final else 0,
+    }
+    if got.failed_jobs:
+        name, why = next(iter(got.failed_jobs.items()))
+        raise JobFailed(f"batch job {name} failed ({why}); its items are pending again", counts)
+    return counts
 
 
 def themes(ctx: Context) -> Counts:
@@ -217,10 +289,12 @@ JOBS: dict[str, JobSpec] = {
     spec.name: spec
     for spec in (
         JobSpec("sync", sync, "triage sync", "fetch new and changed issues and questions"),
+        JobSpec("analyze", analyze, "triage analyze", "classify and summarize new items"),
         JobSpec("themes", themes, "triage themes", "group recent items into themes"),
         JobSpec("duplicates", duplicates, "triage duplicates", "link likely duplicates"),
         JobSpec("digest", digest, "triage digest", "deliver the digest of the last window"),
         JobSpec("labels", labels, "triage label --apply", "write labels back to GitHub"),
+        JobSpec("poll", poll, "triage analyze --poll", "collect finished Batch Mode jobs"),
     )
 }
 
@@ -242,6 +316,8 @@ def off_reason(ctx: Context, spec: JobSpec) -> str | None:
     """Why the daemon does not schedule this job, or None when it does."""
     if spec.name == "labels" and not ctx.config.labels.apply:
         return "[labels] apply = false"
+    if spec.name == "poll" and ctx.config.llm.provider != "gemini":
+        return "Batch Mode needs the gemini provider"
     if spec.schedule is None and schedule_for(ctx, spec).strip().lower() in {
         "off",
         "never",
