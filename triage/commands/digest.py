@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from triage.commands.common import console, runtime
+from triage.commands.common import runtime
 from triage.context import Context
 from triage.digest import Digest, build_digest
 from triage.errors import ConfigError
@@ -84,10 +84,10 @@ def digest(
         sys.stdout.write(files.render_markdown(d))
         return
     if dest in ("markdown", "html"):
-        console.print(deliver_file(tctx, d, dest, out, dry_run), markup=False, highlight=False)
+        typer.echo(deliver_file(tctx, d, dest, out, dry_run))
         return
     outcome = slack.deliver(tctx, d, force=force, dry_run=dry_run, echo=typer.echo)
-    console.print(outcome.detail, markup=False, highlight=False)
+    typer.echo(outcome.detail)
 
 
 def register(app: typer.Typer) -> None:
