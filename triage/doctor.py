@@ -56,6 +56,15 @@ def _openai(ctx: Context) -> str:
 CHECKS.append(("openai", _openai))
 
 
+def _slack(ctx: Context) -> str:
+    from triage.sinks.slack import check
+
+    return check(ctx)
+
+
+CHECKS.append(("slack", _slack))
+
+
 def register_check(name: str, check: Check) -> None:
     """Features add their endpoint checks here (GitHub, Stack Exchange, Gemini, Slack)."""
     CHECKS.append((name, check))
