@@ -20,7 +20,7 @@ from triage.db import migrate, store
 from triage.db.schema import Analysis, LLMCall
 from triage.errors import ConfigError
 from triage.providers.base import ItemText, Taxonomy
-from triage.providers.openai_compat import OpenAIProvider
+from triage.providers.openai_compat import OpenAIProvider, doctor_check
 from triage.providers.registry import get_provider
 from triage.sources.base import ItemIn, github_key
 
@@ -316,3 +316,16 @@ def test_only_allowlisted_labels_are_stored(fake: FakeOpenAI, tmp_path: Path) ->
     again = classify.run(ctx, get_provider(ctx))
     assert (again.planned, len(fake.requests_to("/chat/completions"))) == (0, 1)
     ctx.close()
+
+
+# -- doctor -------------------------------------------------------------------------------
+
+
+def test_doctor_check(fake: FakeOpenAI) -> None:
+    ctx = Context(config(fake), Secrets())
+    assert doctor_check(ctx).startswith(f"model 'gemma3' served by {fake.base_url}/v1")
+    wrong = config(fake, openai={"model": "llama3.3"})
+    with pytest.raises(ConfigError, match=r"close names: llama3\.2:latest"):
+        doctor_check(Context(wrong, Secrets()))
+    other = Context(Config(), Secrets())  # provider gemini: nothing to check here
+    assert doctor_check(other) == "skipped ([llm] provider is gemini)"
