@@ -96,7 +96,7 @@ def submit(
         texts = [classify.item_text(it) for it in items]
         examples = classify.examples_for(s, config, {t.scope for t in texts})
         budget = Budget.load(s, config.llm)
-        budget.add(reserved_tokens(s, p))
+        budget.reserve(reserved_tokens(s, p))
     system = prompts.system_instruction(taxonomy, examples)
     schema = prompts.response_model(taxonomy)
     llm = config.llm

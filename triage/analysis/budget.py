@@ -77,6 +77,10 @@ class Budget:
         self.spent_run += tokens
         self.cost_today += cost
 
+    def reserve(self, tokens: int) -> None:
+        """Count tokens promised elsewhere today (Batch-Mode jobs not yet collected)."""
+        self.spent_today += tokens
+
     def exhausted(self, pending: int) -> BudgetExhausted:
         """The one-line stop message: what was spent, and when the budget resets."""
         left = f"{pending} item{'s' if pending != 1 else ''} still pending"
