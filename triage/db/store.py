@@ -22,9 +22,20 @@ _ITEM_COLUMNS = [c.name for c in Item.__table__.columns]
 _UPDATABLE = [c for c in _ITEM_COLUMNS if c != "key"]
 
 
-def _insert(session: Session) -> Any:
-    dialect = session.get_bind().dialect.name
-    return (postgresql if dialect == "postgresql" else sqlite).insert(Item)
+_UPSERTS: dict[str, Any] = {}
+
+
+def _upsert_statement(dialect: str) -> Any:
+    """One constant statement per dialect, so SQLAlchemy compiles it once and executes many."""
+    if dialect not in _UPSERTS:
+        table = Item.__table__
+        stmt = (postgresql if dialect == "postgresql" else sqlite).insert(table)
+        _UPSERTS[dialect] = stmt.on_conflict_do_update(
+            index_elements=["key"],
+            set_={c: stmt.excluded[c] for c in _UPDATABLE},
+            where=stmt.excluded.updated_at >= table.c.updated_at,
+        )
+    return _UPSERTS[dialect]
 
 
 def upsert_items(session: Session, items: Sequence[ItemIn]) -> dict[str, int]:
@@ -54,13 +65,8 @@ def upsert_items(session: Session, items: Sequence[ItemIn]) -> dict[str, int]:
         row["content_hash"] = item.content_hash
         row["fetched_at"] = now
         rows.append(row)
-    stmt = _insert(session).values(rows)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["key"],
-        set_={c: stmt.excluded[c] for c in _UPDATABLE},
-        where=stmt.excluded.updated_at >= Item.__table__.c.updated_at,
-    )
-    session.execute(stmt)
+    conn = session.connection()
+    conn.execute(_upsert_statement(conn.dialect.name), rows)
     return counts
 
 
