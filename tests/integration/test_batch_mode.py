@@ -117,7 +117,9 @@ def test_per_request_errors_are_finished_with_ordinary_calls(
     assert len(errors) == 1 and errors[0].batch_mode and "batch request failed" in errors[0].error
 
 
-def test_a_blocked_request_is_narrowed_down_to_the_culprit(fake: FakeGemini, engine: Engine) -> None:
+def test_a_blocked_request_is_narrowed_down_to_the_culprit(
+    fake: FakeGemini, engine: Engine
+) -> None:
     seed_mixed(engine, [("SAFETY-TRIGGER inside", "")])
     ctx, p = setup(fake, engine)
     batch.submit(ctx, p)
@@ -211,7 +213,8 @@ def test_a_failed_job_puts_its_items_back_in_the_queue(fake: FakeGemini, engine:
     ctx, p = setup(fake, engine)
     sent = batch.submit(ctx, p)
     got = batch.poll(ctx, p)
-    assert list(got.failed_jobs) == sent.jobs and "JOB_STATE_FAILED" in got.failed_jobs[sent.jobs[0]]
+    assert list(got.failed_jobs) == sent.jobs
+    assert "JOB_STATE_FAILED" in got.failed_jobs[sent.jobs[0]]
     assert rows(engine, Analysis) == []
     fake.fail_batches = False
     assert len(batch.submit(ctx, p).jobs) == 1
