@@ -11,7 +11,7 @@ import pytest
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from tests.fakes.openai import FakeOpenAI, completion
+from tests.fakes.openai import FakeOpenAI, completion, error
 from tests.fakes.server import Response
 from triage.analysis import classify
 from triage.config import Config, Secrets
@@ -329,3 +329,30 @@ def test_doctor_check(fake: FakeOpenAI) -> None:
         doctor_check(Context(wrong, Secrets()))
     other = Context(Config(), Secrets())  # provider gemini: nothing to check here
     assert doctor_check(other) == "skipped ([llm] provider is gemini)"
+
+
+def test_context_overflow_splits_the_batch(fake: FakeOpenAI, sleeps: list[float]) -> None:
+    msg = (
+        "This model's maximum context length is 8192 tokens. However, you requested 9000 tokens"
+        " (8000 in the messages, 1000 in the completion)."
+    )
+    fake.add_fault(error(400, msg, "BadRequestError"), path="/chat/completions")
+    out = classify_all(provider(fake, sleeps), ITEMS[:4])
+    assert set(by_key(out)) == {"k1", "k2", "k3", "k4"}
+    sizes = [user_text(b).count("<<<ITEM ") for b in chat_bodies(fake)]
+    assert sizes == [4, 2, 2]
+    assert out.calls[0].outcome == "max_tokens" and "maximum context length" in str(
+        out.calls[0].error
+    )
+
+
+def test_repeated_refusals_stop_the_run(fake: FakeOpenAI, sleeps: list[float]) -> None:
+    fake.add_fault(
+        error(400, "response_format json_schema is not supported", "invalid_request_error"),
+        path="/chat/completions",
+        times=100,
+    )
+    out = classify_all(provider(fake, sleeps, max_items_per_call=1))
+    assert len(fake.requests_to("/chat/completions")) == 3  # no retries for a 4xx, then stop
+    assert out.stop and "json_schema is not supported" in out.stop
+    assert set(out.failed) == {it.key for it in ITEMS}

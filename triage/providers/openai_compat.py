@@ -8,6 +8,7 @@ are comparable and the allowlist holds whichever model answers.
 from __future__ import annotations
 
 import copy
+import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -23,6 +24,8 @@ from triage.providers.repair import CallFailed, Reply, classify_with_repair
 # Consecutive failed calls (5xx, timeouts) after which the run stops instead of trying on.
 MAX_FAILED_CALLS = 3
 SCHEMA_NAME = "triage_batch"
+# A 400 saying the prompt does not fit the context window (vLLM, OpenAI, llama.cpp wording).
+_TOO_LONG = re.compile(r"maximum context length|context_length_exceeded|context window", re.I)
 # Keywords strict structured outputs reject; pydantic emits some of them.
 _UNSUPPORTED = ("default", "title")
 
@@ -175,7 +178,14 @@ class OpenAIProvider:
             why = str(exc) + ("; stopping after repeated failures" if stop else "")
             raise self._failed(record, started, why, stop=stop) from None
         except ProviderError as exc:  # a 4xx about this request: the other batches may pass
-            raise self._failed(record, started, f"the server refused the request: {exc}") from None
+            if _TOO_LONG.search(str(exc)):  # vLLM/OpenAI: prompt + answer exceed the context
+                record.outcome, record.error = "too_long", str(exc)[:500]
+                record.latency_ms = int((time.monotonic() - started) * 1000)
+                return Reply(None, record, "MAX_TOKENS")  # repair splits the batch
+            self._failed_calls += 1  # the same refusal batch after batch: stop asking
+            stop = self._failed_calls >= MAX_FAILED_CALLS
+            why = f"the server refused the request: {exc}"
+            raise self._failed(record, started, why, stop=stop) from None
         self._failed_calls = 0
         record.latency_ms = chat.latency_ms
         record.input_tokens = chat.prompt_tokens
