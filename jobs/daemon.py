@@ -79,7 +79,7 @@ class Metrics:
 def one_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     text = lines[0] if lines else ""
-    if not isinstance(exc, TriageError):
+    if not isinstance(exc, TriageError | JobFailed | JobSkipped):
         text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     return redact(text)
 
