@@ -275,7 +275,9 @@ def test_other_purposes_use_the_same_wire_format(fake: FakeOpenAI, sleeps: list[
 # -- stored results -----------------------------------------------------------------------
 
 
-def test_only_allowlisted_labels_are_stored(fake: FakeOpenAI, tmp_path: Path) -> None:
+def test_results_and_reviews_are_stored_with_allowlisted_labels_only(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
     cfg = config(fake).model_copy(
         update={
             "database": Config().database.model_copy(update={"url": f"sqlite:///{tmp_path}/t.db"})
@@ -296,25 +298,32 @@ def test_only_allowlisted_labels_are_stored(fake: FakeOpenAI, tmp_path: Path) ->
             created_at=now,
             updated_at=now,
         )
-        for n, it in enumerate(ITEMS, 1)
+        for n, it in enumerate([*ITEMS, ItemText("k6", "Odd", "SAFETY-TRIGGER")], 1)
     ]
     with ctx.sessions() as s, s.begin():
         store.upsert_items(s, rows)
     fake.obey_injection = True
     stats = classify.run(ctx, get_provider(ctx))
-    assert (stats.analysed, stats.failed) == (5, {})
+    assert (stats.analysed, stats.reviews, stats.failed) == (5, 1, {})
     with ctx.sessions() as s:
-        analyses = s.scalars(select(Analysis)).all()
+        analyses = s.scalars(select(Analysis).where(Analysis.status == "ok")).all()
+        [review] = s.scalars(select(Analysis).where(Analysis.status == "needs_review")).all()
         calls = s.scalars(select(LLMCall)).all()
+    assert (review.item_key, review.reason) == (
+        github_key("o/r", 6),
+        "answer blocked by the content filter",
+    )
     allow = set(cfg.labels.allowlist())
     assert len(analyses) == 5 and all(set(a.labels) <= allow for a in analyses)
     injected = next(a for a in analyses if a.item_key == github_key("o/r", 5))
     assert "security-critical" in injected.dropped
     assert {(a.provider, a.model) for a in analyses} == {("openai", "gemma3")}
-    assert [(c.provider, c.items) for c in calls] == [("openai", 5)]
+    assert {c.provider for c in calls} == {"openai"}
+    assert len(calls) == len(fake.requests_to("/chat/completions"))  # every call accounted for
     # Nothing changed: a second run sends nothing.
+    sent = len(calls)
     again = classify.run(ctx, get_provider(ctx))
-    assert (again.planned, len(fake.requests_to("/chat/completions"))) == (0, 1)
+    assert (again.planned, len(fake.requests_to("/chat/completions"))) == (0, sent)
     ctx.close()
 
 
