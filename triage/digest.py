@@ -10,13 +10,23 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
 from sqlalchemy import Select, and_, case, func, literal, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from triage.config import Config
 from triage.db.schema import Analysis, Duplicate, Item, LLMCall, Theme, ThemeItem
 from triage.db.store import utcnow
+from triage.digest_model import (
+    CountRow,
+    Digest,
+    DuplicateEntry,
+    ItemRef,
+    Listing,
+    Spend,
+    ThemeEntry,
+    ThemeVolume,
+    Volume,
+)
 from triage.windows import Window
 
 # How many recent windows the theme-volume chart shows.
@@ -27,105 +37,18 @@ BUG_CATEGORY = "bug"
 NOT_ANALYSED = "not analysed"
 NEEDS_REVIEW = "needs review"
 EPOCH = datetime(1970, 1, 1)
-
-
-class CountRow(BaseModel):
-    name: str
-    current: int
-    previous: int
-
-    @property
-    def delta(self) -> int:
-        return self.current - self.previous
-
-
-class ItemRef(BaseModel):
-    key: str
-    source: str
-    scope: str
-    title: str
-    url: str
-    state: str
-    created_at: datetime
-    category: str | None = None
-    priority: str | None = None
-    summary: str | None = None
-
-
-class ThemeEntry(BaseModel):
-    id: int
-    title: str
-    description: str = ""
-    current: int
-    previous: int
-    by_source: dict[str, int] = Field(default_factory=dict)
-    trend: Literal["new", "growing", "shrinking", "steady"]
-    examples: list[ItemRef] = Field(default_factory=list)
-
-    @property
-    def delta(self) -> int:
-        return self.current - self.previous
-
-
-class DuplicateEntry(BaseModel):
-    a: ItemRef
-    b: ItemRef
-    confidence: float
-    reason: str
-
-
-class Listing(BaseModel):
-    """Up to MAX_LIST entries plus the full count, so a renderer can say what it left out."""
-
-    total: int = 0
-    items: list[ItemRef] = Field(default_factory=list)
-
-    @property
-    def more(self) -> int:
-        return self.total - len(self.items)
-
-
-class Spend(BaseModel):
-    calls: int = 0
-    input_tokens: int = 0
-    cached_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float = 0.0
-
-
-class ThemeVolume(BaseModel):
-    id: int
-    title: str
-    counts: list[int]  # one per entry of Volume.window_ends, oldest first
-
-
-class Volume(BaseModel):
-    window_ends: list[datetime]
-    themes: list[ThemeVolume]
-
-
-class Digest(BaseModel):
-    window: str
-    start: datetime
-    end: datetime
-    previous_start: datetime
-    generated_at: datetime
-    total: CountRow
-    by_source: list[CountRow]
-    by_category: list[CountRow]
-    themes: list[ThemeEntry]
-    active_themes: int
-    high_priority: Listing
-    duplicates: list[DuplicateEntry]
-    duplicates_total: int
-    unanswered: Listing
-    unanswered_after_hours: float
-    spend: Spend
-    volume: Volume
-
-    @property
-    def duplicates_more(self) -> int:
-        return self.duplicates_total - len(self.duplicates)
+__all__ = [  # the models are re-exported: sinks import them from here
+    "CountRow",
+    "Digest",
+    "DuplicateEntry",
+    "ItemRef",
+    "Listing",
+    "Spend",
+    "ThemeEntry",
+    "ThemeVolume",
+    "Volume",
+    "build_digest",
+]
 
 
 # -- SQL helpers ---------------------------------------------------------------------------
@@ -283,6 +206,7 @@ def theme_sections(
 ) -> tuple[list[ThemeEntry], int, Volume]:
     roots, themes = _theme_roots(session)
     counts = _theme_counts(session, window, roots)
+
     def total(root: int, b: int) -> int:
         return sum(counts[root].get(b, {}).values())
 

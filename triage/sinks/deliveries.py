@@ -40,13 +40,16 @@ class Progress:
     @classmethod
     def load(cls, ref: str | None) -> Progress:
         try:
-            data: dict[str, Any] = json.loads(ref or "{}")
-        except ValueError:  # a plain ref (an older row): treat as complete
+            data: Any = json.loads(ref or "{}")
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):  # a plain ref (a message ts): a finished delivery
             return cls(sent=1, total=1, ts=ref)
         return cls(
-            **{k: data.get(k) for k in ("channel", "ts")},
-            sent=data.get("sent", 0),
-            total=data.get("total", 0),
+            sent=int(data.get("sent") or 0),
+            total=int(data.get("total") or 0),
+            channel=data.get("channel"),
+            ts=data.get("ts"),
         )
 
 

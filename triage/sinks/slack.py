@@ -32,10 +32,10 @@ RATE_LIMIT_RETRIES = 3
 
 # What to do about each Slack error; {channel} is filled in.
 _HINTS = {
-    "channel_not_found": "Slack channel {channel} not found: check [slack] channel "
+    "channel_not_found": "Slack channel {channel} not found: check slack.channel "
     "(a private channel needs the app invited)",
     "not_in_channel": "the Slack app is not a member of {channel}: run `/invite @<app>` there",
-    "is_archived": "Slack channel {channel} is archived: set another [slack] channel",
+    "is_archived": "Slack channel {channel} is archived: set another slack.channel",
     "invalid_auth": "Slack rejected SLACK_BOT_TOKEN (invalid_auth): set a valid bot token (xoxb-…)",
     "not_authed": "Slack received no token: set SLACK_BOT_TOKEN",
     "token_revoked": "SLACK_BOT_TOKEN was revoked: reinstall the app and set the new token",
@@ -67,7 +67,7 @@ def target(ctx: Context) -> Target:
         url = ctx.secrets.slack_webhook_url.get_secret_value()
         return Target("webhook", "webhook:" + hashlib.sha256(url.encode()).hexdigest()[:12])
     raise ConfigError(
-        "Slack is not configured: set SLACK_BOT_TOKEN (and [slack] channel) or SLACK_WEBHOOK_URL"
+        "Slack is not configured: set SLACK_BOT_TOKEN (and slack.channel) or SLACK_WEBHOOK_URL"
     )
 
 
