@@ -17,59 +17,27 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote, urlencode
 
+from tests.fakes.github_data import (
+    EPOCH,
+    LABEL_WORDS,
+    Issue,
+    Repo,
+    generate,
+    issue_json,
+    label_json,
+    repo_json,
+)
 from tests.fakes.server import FakeServer, Request, Response
 
 PREFIX = re.compile(r"^/api/v3(?=/)")  # GitHub Enterprise serves the same API under /api/v3
 R = r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)"
-EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 SECONDARY = (
     "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
 )
-LABEL_WORDS = ("bug", "enhancement", "question", "documentation", "good first issue")
-
-
-def iso(value: datetime | None) -> str | None:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
-
-
-@dataclass(slots=True)
-class Issue:
-    number: int
-    title: str
-    body: str | None
-    user: str
-    created_at: datetime
-    updated_at: datetime
-    state: str = "open"
-    state_reason: str | None = None
-    closed_at: datetime | None = None
-    labels: list[str] = field(default_factory=list)
-    assignees: list[str] = field(default_factory=list)
-    milestone: str | None = None
-    comments: int = 0
-    reactions: int = 0
-    is_pr: bool = False
-
-
-@dataclass
-class Repo:
-    id: int
-    owner: str
-    name: str
-    has_issues: bool = True
-    issues: dict[int, Issue] = field(default_factory=dict)
-    # (updated_at, number) ascending: the order `sort=updated&direction=asc` lists.
-    order: list[tuple[datetime, int]] = field(default_factory=list)
-    labels: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    @property
-    def full_name(self) -> str:
-        return f"{self.owner}/{self.name}"
 
 
 class FakeGitHub(FakeServer):
@@ -128,40 +96,10 @@ class FakeGitHub(FakeServer):
             if org:
                 self.orgs.add(owner.lower())
             for label in LABEL_WORDS:
-                self._ensure_label(repo, label)
-            self._generate(repo, issues, prs_every)
+                repo.ensure_label(label)
+            generate(repo, issues, prs_every)
+            self.clock = max([self.clock, *(i.updated_at for i in repo.issues.values())])
         return repo
-
-    def _generate(self, repo: Repo, count: int, prs_every: int) -> None:
-        """Issues created an hour apart from 2020, each updated 30 minutes after creation."""
-        for n in range(1, count + 1):
-            created = EPOCH + timedelta(hours=n)
-            closed = n % 3 == 0
-            issue = Issue(
-                number=n,
-                title=f"Issue {n}: {'crash' if n % 2 else 'feature'} in module {n % 17}",
-                body=f"Steps to reproduce issue {n}.\n\n" + "Details of the problem. " * (n % 20),
-                user=f"user{n % 50}",
-                created_at=created,
-                updated_at=created + timedelta(minutes=30),
-                state="closed" if closed else "open",
-                state_reason="completed" if closed else None,
-                closed_at=created + timedelta(minutes=30) if closed else None,
-                labels=[LABEL_WORDS[n % len(LABEL_WORDS)]] if n % 4 else [],
-                assignees=[f"user{n % 7}"] if n % 5 == 0 else [],
-                milestone="v1.0" if n % 11 == 0 else None,
-                comments=n % 9,
-                reactions=n % 4,
-                is_pr=bool(prs_every) and n % prs_every == 0,
-            )
-            self._put(repo, issue)
-
-    def _put(self, repo: Repo, issue: Issue) -> None:
-        repo.issues[issue.number] = issue
-        repo.order.append((issue.updated_at, issue.number))
-        if len(repo.order) > 1 and repo.order[-2] > repo.order[-1]:
-            repo.order.sort()
-        self.clock = max(self.clock, issue.updated_at)
 
     def tick(self) -> datetime:
         """The fake's clock: every change happens one second after the newest one."""
@@ -175,7 +113,7 @@ class FakeGitHub(FakeServer):
             now = self.tick()
             number = max(repo.issues, default=0) + 1
             issue = Issue(number, title, body, fields.pop("user", "reporter"), now, now, **fields)
-            self._put(repo, issue)
+            repo.put(issue)
         return issue
 
     def edit_issue(self, full_name: str, number: int, **changes: Any) -> Issue:
@@ -185,9 +123,9 @@ class FakeGitHub(FakeServer):
             issue = repo.issues[number]
             for key, value in changes.items():
                 setattr(issue, key, value)
-            if changes.get("state") == "closed" and issue.closed_at is None:
-                issue.closed_at = self.clock
             self._touch(repo, issue)
+            if changes.get("state") == "closed" and "closed_at" not in changes:
+                issue.closed_at = issue.updated_at
         return issue
 
     def _touch(self, repo: Repo, issue: Issue) -> None:
@@ -322,7 +260,7 @@ class FakeGitHub(FakeServer):
             keys = self._select(repo, req)
             page, per_page = _paging(req)
             chunk = keys[(page - 1) * per_page : page * per_page]
-            body = [self._issue_json(req, repo, repo.issues[n]) for _, n in chunk]
+            body = [issue_json(self._api(req), repo, repo.issues[n]) for _, n in chunk]
         links = self._links(req, f"/repositories/{repo.id}/issues", page, per_page, len(keys))
         return Response(200, body, links)
 
@@ -346,7 +284,7 @@ class FakeGitHub(FakeServer):
         repo, issue = self._find_issue(m)
         if repo is None or issue is None:
             return self.not_found(req)
-        return Response(200, self._issue_json(req, repo, issue))
+        return Response(200, issue_json(self._api(req), repo, issue))
 
     def _owner_repos(self, req: Request, m: re.Match[str]) -> Response:
         owner = m["owner"].lower()
@@ -367,7 +305,7 @@ class FakeGitHub(FakeServer):
             return self.not_found(req)
         page, per_page = _paging(req)
         labels = list(repo.labels.values())
-        body = [self._label_json(req, repo, lb["name"]) for lb in labels][
+        body = [label_json(self._api(req), repo, lb["name"]) for lb in labels][
             (page - 1) * per_page : page * per_page
         ]
         return Response(200, body, self._links(req, None, page, per_page, len(labels)))
@@ -384,14 +322,14 @@ class FakeGitHub(FakeServer):
             body["errors"] = [{"resource": "Label", "code": code, "field": "name"}]
             return Response(422, body)
         with self._data_lock:
-            self._ensure_label(repo, name, data.get("color", "ededed"), data.get("description"))
-        return Response(201, self._label_json(req, repo, name))
+            repo.ensure_label(name, data.get("color", "ededed"), data.get("description"))
+        return Response(201, label_json(self._api(req), repo, name))
 
     def _issue_labels(self, req: Request, m: re.Match[str]) -> Response:
         repo, issue = self._find_issue(m)
         if repo is None or issue is None:
             return self.not_found(req)
-        return Response(200, [self._label_json(req, repo, n) for n in issue.labels])
+        return Response(200, [label_json(self._api(req), repo, n) for n in issue.labels])
 
     def _add_labels(self, req: Request, m: re.Match[str], replace: bool = False) -> Response:
         repo, issue = self._find_issue(m)
@@ -402,12 +340,12 @@ class FakeGitHub(FakeServer):
         with self._data_lock:
             current = [] if replace else list(issue.labels)
             for name in names:
-                name = self._ensure_label(repo, str(name))  # GitHub creates unknown labels
+                name = repo.ensure_label(str(name))  # GitHub creates unknown labels
                 if name not in current:
                     current.append(name)
             issue.labels = current
             self._touch(repo, issue)
-        return Response(200, [self._label_json(req, repo, n) for n in issue.labels])
+        return Response(200, [label_json(self._api(req), repo, n) for n in issue.labels])
 
     def _set_labels(self, req: Request, m: re.Match[str]) -> Response:
         return self._add_labels(req, m, replace=True)
@@ -425,134 +363,19 @@ class FakeGitHub(FakeServer):
                 )
             issue.labels.remove(match)
             self._touch(repo, issue)
-        return Response(200, [self._label_json(req, repo, n) for n in issue.labels])
+        return Response(200, [label_json(self._api(req), repo, n) for n in issue.labels])
 
     def _find_issue(self, m: re.Match[str]) -> tuple[Repo | None, Issue | None]:
         repo = self._find_repo(m)
         return repo, (repo.issues.get(int(m["n"])) if repo else None)
-
-    def _ensure_label(
-        self, repo: Repo, name: str, color: str = "ededed", description: str | None = None
-    ) -> str:
-        for existing in repo.labels:
-            if existing.lower() == name.lower():
-                return existing
-        repo.labels[name] = {
-            "id": 5000 + len(repo.labels),
-            "name": name,
-            "color": color,
-            "description": description,
-        }
-        return name
 
     # -- JSON shapes -----------------------------------------------------------------------
     def _api(self, req: Request) -> str:
         prefix = PREFIX.match(req.path)
         return self.base_url + (prefix.group(0) if prefix else "")
 
-    def _user(self, api: str, login: str) -> dict[str, Any]:
-        return {
-            "login": login,
-            "id": abs(hash(login)) % 10**7,
-            "node_id": f"U_{login}",
-            "avatar_url": "",
-            "url": f"{api}/users/{login}",
-            "html_url": f"https://github.com/{login}",
-            "type": "User",
-            "site_admin": False,
-        }
-
-    def _label_json(self, req: Request, repo: Repo, name: str) -> dict[str, Any]:
-        label = repo.labels.get(name) or {"id": 0, "name": name, "color": "ededed"}
-        return {
-            "id": label["id"],
-            "node_id": f"LA_{label['id']}",
-            "url": f"{self._api(req)}/repos/{repo.full_name}/labels/{name}",
-            "name": name,
-            "color": label["color"],
-            "default": name in LABEL_WORDS,
-            "description": label.get("description"),
-        }
-
-    def _issue_json(self, req: Request, repo: Repo, issue: Issue) -> dict[str, Any]:
-        api = self._api(req)
-        url = f"{api}/repos/{repo.full_name}/issues/{issue.number}"
-        kind = "pull" if issue.is_pr else "issues"
-        user = self._user(api, issue.user)
-        assignees = [self._user(api, a) for a in issue.assignees]
-        body: dict[str, Any] = {
-            "url": url,
-            "repository_url": f"{api}/repos/{repo.full_name}",
-            "labels_url": url + "/labels{/name}",
-            "comments_url": url + "/comments",
-            "events_url": url + "/events",
-            "html_url": f"https://github.com/{repo.full_name}/{kind}/{issue.number}",
-            "id": repo.id * 1_000_000 + issue.number,
-            "node_id": f"I_{repo.id}_{issue.number}",
-            "number": issue.number,
-            "title": issue.title,
-            "user": user,
-            "labels": [self._label_json(req, repo, n) for n in issue.labels],
-            "state": issue.state,
-            "locked": False,
-            "assignee": assignees[0] if assignees else None,
-            "assignees": assignees,
-            "milestone": _milestone(api, repo, issue.milestone),
-            "comments": issue.comments,
-            "created_at": iso(issue.created_at),
-            "updated_at": iso(issue.updated_at),
-            "closed_at": iso(issue.closed_at),
-            "author_association": "NONE",
-            "active_lock_reason": None,
-            "body": issue.body,
-            "reactions": {
-                "url": url + "/reactions",
-                "total_count": issue.reactions,
-                **{k: 0 for k in ("-1", "laugh", "hooray", "confused", "heart", "rocket", "eyes")},
-                "+1": issue.reactions,
-            },
-            "timeline_url": url + "/timeline",
-            "performed_via_github_app": None,
-            "state_reason": issue.state_reason,
-        }
-        if issue.is_pr:
-            pulls = f"{api}/repos/{repo.full_name}/pulls/{issue.number}"
-            html = body["html_url"]
-            body["draft"] = False
-            body["pull_request"] = {
-                "url": pulls,
-                "html_url": html,
-                "diff_url": html + ".diff",
-                "patch_url": html + ".patch",
-                "merged_at": None,
-            }
-        return body
-
     def _repo_json(self, req: Request, repo: Repo) -> dict[str, Any]:
-        api = self._api(req)
-        owner = self._user(api, repo.owner)
-        if repo.owner.lower() in self.orgs:
-            owner["type"] = "Organization"
-        open_count = sum(1 for i in repo.issues.values() if i.state == "open")
-        return {
-            "id": repo.id,
-            "node_id": f"R_{repo.id}",
-            "name": repo.name,
-            "full_name": repo.full_name,
-            "private": False,
-            "owner": owner,
-            "html_url": f"https://github.com/{repo.full_name}",
-            "description": None,
-            "fork": False,
-            "url": f"{api}/repos/{repo.full_name}",
-            "has_issues": repo.has_issues,
-            "archived": False,
-            "open_issues_count": open_count,
-            "default_branch": "main",
-            "visibility": "public",
-            "created_at": iso(EPOCH),
-            "updated_at": iso(self.clock),
-        }
+        return repo_json(self._api(req), repo, repo.owner.lower() in self.orgs, self.clock)
 
     def _links(
         self, req: Request, path: str | None, page: int, per_page: int, total: int
@@ -606,18 +429,6 @@ def _paging(req: Request) -> tuple[int, int]:
     page = max(int(req.arg("page", "1") or 1), 1)
     per_page = min(max(int(req.arg("per_page", "30") or 30), 1), 100)
     return page, per_page
-
-
-def _milestone(api: str, repo: Repo, title: str | None) -> dict[str, Any] | None:
-    if title is None:
-        return None
-    return {
-        "url": f"{api}/repos/{repo.full_name}/milestones/1",
-        "id": 1,
-        "number": 1,
-        "title": title,
-        "state": "open",
-    }
 
 
 def main(argv: list[str] | None = None) -> None:
