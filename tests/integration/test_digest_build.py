@@ -10,6 +10,8 @@ from sqlalchemy.orm import sessionmaker
 
 from tests.digest_seed import Seed, hours
 from triage.config import Config
+from triage.db import migrate
+from triage.db.engine import make_engine
 from triage.digest import NEEDS_REVIEW, NOT_ANALYSED, Digest, build_digest
 from triage.windows import Window
 
@@ -24,6 +26,10 @@ def spread(seed: Seed, n: int, source: str, start: datetime, span: timedelta) ->
 
 @pytest.fixture
 def seeded(engine: Engine) -> Seed:
+    return seed_all(engine)
+
+
+def seed_all(engine: Engine) -> Seed:
     s = Seed(engine)
     day = timedelta(days=1)
     cur_gh = spread(s, 120, "github", WINDOW.start, day)
@@ -185,3 +191,25 @@ def test_digest_never_scans_the_whole_items_table(engine: Engine, seeded: Seed) 
         p for p in plans if "SCAN items" in p and "USING" not in p.split("SCAN items")[1][:40]
     ]
     assert not full_scans, full_scans
+
+
+def test_same_digest_on_every_database(db_url: str) -> None:
+    """The SQL is portable: SQLite and PostgreSQL give the same digest."""
+    engine = make_engine(db_url)
+    try:
+        migrate.upgrade(engine)
+        seed_all(engine)
+        d = digest(engine)
+    finally:
+        engine.dispose()
+    assert {r.name: (r.current, r.previous) for r in d.by_source} == {
+        "github": (120, 100),
+        "stackexchange": (80, 111),
+    }
+    assert {r.name: r.current for r in d.by_category}["bug"] == 100
+    assert [(t.title, t.current, t.previous) for t in d.themes] == [
+        ("Login fails after upgrade", 45, 20),
+        ("Docs out of date", 5, 25),
+    ]
+    assert (d.high_priority.total, d.duplicates_total, d.unanswered.total) == (20, 2, 1)
+    assert d.spend.cost_usd == 0.75

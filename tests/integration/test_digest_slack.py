@@ -17,6 +17,8 @@ from tests.fakes.server import Response
 from tests.fakes.slack import CHANNEL_ID, TOKEN, WEBHOOK_PATH, FakeSlack
 from triage.config import Config, Secrets
 from triage.context import Context
+from triage.db import migrate
+from triage.db.engine import make_engine
 from triage.db.schema import Delivery
 from triage.digest import Digest, build_digest
 from triage.errors import ConfigError, DeliveryError
@@ -26,6 +28,15 @@ from triage.windows import Window
 END = datetime(2025, 5, 12, 9)
 WINDOW = Window.ending("1d", END)
 INJECTIONS = ["<!channel> urgent", "<https://evil.example|click>", "<@U0ADMIN> & <!here>"]
+
+
+@pytest.fixture
+def any_engine(db_url: str) -> Iterator[Engine]:
+    """A migrated SQLite database, and PostgreSQL when configured."""
+    eng = make_engine(db_url)
+    migrate.upgrade(eng)
+    yield eng
+    eng.dispose()
 
 
 @pytest.fixture
@@ -43,7 +54,7 @@ def make_ctx(
 ) -> Context:
     cfg = Config.model_validate(
         {
-            "database": {"url": str(engine.url)},
+            "database": {"url": engine.url.render_as_string(hide_password=False)},
             "slack": {"base_url": fake.api_url, "channel": "#triage", **settings.pop("slack", {})},
             **settings,
         }
@@ -118,9 +129,11 @@ def test_posts_one_message_with_every_untrusted_string_escaped(
     assert msg.args["unfurl_links"] is False
 
 
-def test_same_window_is_posted_once_and_force_posts_again(engine: Engine, fake: FakeSlack) -> None:
-    seed_small(engine)
-    ctx = make_ctx(engine, fake, slack={"upload_chart": False})
+def test_same_window_is_posted_once_and_force_posts_again(
+    any_engine: Engine, fake: FakeSlack
+) -> None:
+    seed_small(any_engine)
+    ctx = make_ctx(any_engine, fake, slack={"upload_chart": False})
     d = build(ctx)
     first = slack.deliver(ctx, d)
     again = slack.deliver(ctx, build(ctx))
@@ -199,9 +212,9 @@ def test_missing_scope_names_the_scope(engine: Engine, fake: FakeSlack) -> None:
         slack.deliver(ctx, build(ctx))
 
 
-def test_stopped_delivery_resumes_in_the_same_thread(engine: Engine, fake: FakeSlack) -> None:
-    seed_large(engine)
-    ctx = make_ctx(engine, fake, digest={"top_themes": 60}, slack={"upload_chart": False})
+def test_stopped_delivery_resumes_in_the_same_thread(any_engine: Engine, fake: FakeSlack) -> None:
+    seed_large(any_engine)
+    ctx = make_ctx(any_engine, fake, digest={"top_themes": 60}, slack={"upload_chart": False})
     fake.fail_posts[3] = "fatal_error"
     with pytest.raises(DeliveryError, match=r"posted 2 of \d+ messages; re-run"):
         slack.deliver(ctx, build(ctx))
