@@ -128,13 +128,28 @@ def refine(
     return clusters
 
 
+def _distinct(terms: list[str], n: int) -> list[str]:
+    """Up to n terms sharing no word, so a title does not say `file upload, uploaded file`."""
+    picked: list[str] = []
+    seen: set[str] = set()
+    for term in terms:
+        words = set(term.split())
+        if words & seen:
+            continue
+        picked.append(term)
+        seen |= words
+        if len(picked) == n:
+            break
+    return picked
+
+
 def _name(space: vectors.Tfidf, rows: Sequence[int], docs: Sequence[ThemeDoc]) -> NewTheme:
     """A theme's name from its most distinctive terms; its description quotes a central report."""
     terms = vectors.distinctive_terms(space, rows, n=8)
     centre = vectors.centroid(space.matrix[list(rows)])
     closeness = np.asarray(space.matrix[list(rows)] @ centre).ravel()
     central = list(rows)[int(np.argmax(closeness))]
-    title = ", ".join(terms[:3]) or docs[central].title[:80]
+    title = ", ".join(_distinct(terms, 3)) or docs[central].title[:80]
     sources = sorted({docs[r].source for r in rows})
     description = (
         f"Reports about {', '.join(terms[:6]) or 'one problem'}"

@@ -1,0 +1,84 @@
+"""`triage themes` and `triage duplicates` as a user runs them (offline and against fake Gemini)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+import tests.fakes.gemini_themes  # noqa: F401  (registers the themes/duplicates responders)
+from tests.fakes.corpus import PROBLEMS, batch
+from tests.fakes.gemini import DEFAULT_KEY, FakeGemini
+from tests.integration.test_duplicates import cross_post
+from triage.db import migrate, store
+from triage.db.engine import make_engine, session_factory, transaction
+
+from .cli import run_triage
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    (tmp_path / "triage.toml").write_text("")  # every key at its default
+    yesterday = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=1)
+    items = batch(PROBLEMS[:4], 4, yesterday, seed=21)
+    items.append(cross_post(items[0], 777))
+    engine = make_engine(f"sqlite:///{tmp_path / 'triage.db'}")
+    migrate.upgrade(engine)
+    with transaction(session_factory(engine)) as s:
+        store.upsert_items(s, items)
+    engine.dispose()
+    return tmp_path
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeGemini]:
+    with FakeGemini() as server:
+        yield server
+
+
+def test_offline_themes_then_duplicates(workdir: Path) -> None:
+    r = run_triage("themes", "--window", "7d", "--provider", "local", cwd=workdir)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.replace("\n", " ")
+    assert "17 of 17 items themed" in out and "4 new themes" in out
+    assert "themes in the window" in out
+    again = run_triage("themes", "--provider", "local", cwd=workdir)
+    assert again.returncode == 0 and "nothing new to theme in 7d" in again.stdout
+
+    d = run_triage("duplicates", "--provider", "local", cwd=workdir)
+    assert d.returncode == 0, d.stderr
+    assert "1 new links" in d.stdout
+    assert "github:acme/sdk#1 ~ stackexchange:stackoverflow/777" in d.stdout
+    assert "both mention" in d.stdout
+    d2 = run_triage("duplicates", "--provider", "local", cwd=workdir)
+    assert "0 new links (1 already linked)" in d2.stdout.replace("\n", " ")
+
+
+def test_bad_window_and_unknown_provider_are_one_line_usage_errors(workdir: Path) -> None:
+    r = run_triage("themes", "--window", "7x", cwd=workdir)
+    assert r.returncode == 2 and r.stderr.strip().startswith("error: invalid window '7x'")
+    assert len(r.stderr.strip().splitlines()) == 1
+    p = run_triage("duplicates", "--provider", "gpt", cwd=workdir)
+    assert p.returncode == 2 and "unknown provider" in p.stderr
+
+
+def test_gemini_without_a_key_says_what_to_do(workdir: Path) -> None:
+    r = run_triage("themes", cwd=workdir)  # [llm] provider defaults to gemini
+    assert r.returncode == 2
+    assert "GEMINI_API_KEY" in r.stderr and "--provider local" in r.stderr
+
+
+def test_gemini_themes_and_duplicates_against_the_fake(workdir: Path, fake: FakeGemini) -> None:
+    env = {"TRIAGE_LLM__GEMINI__BASE_URL": fake.base_url, "GEMINI_API_KEY": DEFAULT_KEY}
+    r = run_triage("themes", cwd=workdir, env=env)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.replace("\n", " ")
+    assert "17 of 17 items themed" in out and "1 model calls" in out
+    assert fake.generate_calls == 1
+    d = run_triage("duplicates", cwd=workdir, env=env)
+    assert d.returncode == 0, d.stderr
+    assert "17 embedded" in d.stdout.replace("\n", " ")
+    assert "github:acme/sdk#1 ~ stackexchange:stackoverflow/777" in d.stdout
+    assert DEFAULT_KEY not in r.stdout + r.stderr + d.stdout + d.stderr

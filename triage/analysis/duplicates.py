@@ -1,0 +1,304 @@
+"""Possible duplicates among open items of every source: nearest neighbours, then a judgement.
+
+Candidates come from vectors (a model's embeddings, stored per content hash so unchanged text
+is never embedded twice; offline, TF-IDF). A judge (a model, or offline the similarity itself)
+gives each candidate pair a confidence and a one-line reason. Pairs at or above
+[themes] duplicate_min_confidence are stored once (key_a < key_b). Nothing is ever closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from triage.analysis import vectors
+from triage.analysis.themes import summaries
+from triage.context import Context
+from triage.db import store
+from triage.db.engine import transaction
+from triage.db.schema import Duplicate, Embedding, Item, LLMCall
+from triage.errors import ConfigError
+from triage.providers.base import CallRecord
+from triage.providers.packing import trim_code_and_logs
+
+EMBED_BATCH = 100  # batchEmbedContents takes at most 100 texts per request
+EMBED_MAX_CHARS = 6000  # about 1,500 tokens: inside the embedding model's input limit
+
+
+@dataclass(frozen=True)
+class DupDoc:
+    key: str
+    source: str
+    title: str
+    summary: str
+    body: str
+    content_hash: str
+
+
+@dataclass
+class Candidate:
+    a: DupDoc
+    b: DupDoc
+    similarity: float
+    shared: list[str] = field(default_factory=list)  # distinctive terms both use (offline)
+
+
+@dataclass
+class Link:
+    key_a: str
+    key_b: str
+    similarity: float
+    confidence: float
+    reason: str
+
+
+@dataclass
+class Judged:
+    links: list[Link] = field(default_factory=list)  # every judged pair, kept or not
+    calls: list[CallRecord] = field(default_factory=list)
+    failed: int = 0  # pairs the judge could not answer (retried next run)
+
+
+Judge = Callable[[list[Candidate]], Judged]
+
+
+class Embedder(Protocol):
+    """Turns texts into vectors with one model (e.g. gemini-embedding-001)."""
+
+    model: str
+
+    def embed(self, texts: list[str]) -> tuple[list[np.ndarray], CallRecord]: ...
+
+
+@dataclass
+class DuplicateRun:
+    open_items: int = 0
+    embedded: int = 0
+    reused: int = 0
+    candidates: int = 0
+    known: int = 0
+    judged: int = 0
+    linked: int = 0
+    failed: int = 0
+    calls: int = 0
+    links: list[Link] = field(default_factory=list)
+
+
+def embedding_text(doc: DupDoc) -> str:
+    """What is embedded: only title and body, so the content hash says when to embed again."""
+    return f"{doc.title}\n\n{trim_code_and_logs(doc.body)}"[:EMBED_MAX_CHARS]
+
+
+def open_docs(session: Session) -> list[DupDoc]:
+    items = list(
+        session.scalars(
+            select(Item)
+            .where(Item.state == "open", Item.is_pull_request.is_(False))
+            .order_by(Item.key)
+        )
+    )
+    sums = summaries(session, {i.key: i.content_hash for i in items})
+    return [
+        DupDoc(i.key, i.source, i.title, sums.get(i.key, ""), i.body or "", i.content_hash)
+        for i in items
+    ]
+
+
+# -- vectors -------------------------------------------------------------------------------
+def tfidf_space(docs: Sequence[DupDoc]) -> vectors.Tfidf:
+    common = vectors.boilerplate_lines([d.body for d in docs])
+    return vectors.fit_tfidf(
+        [vectors.item_text(d.title, d.summary, d.body, boilerplate=common) for d in docs]
+    )
+
+
+def embed_all(
+    sessions: sessionmaker[Session], docs: Sequence[DupDoc], embedder: Embedder, run: DuplicateRun
+) -> tuple[np.ndarray, list[datetime]]:
+    """Every doc's vector, embedding only new or changed text, and when each vector was made."""
+    with sessions() as session:
+        stored = {
+            e.item_key: e
+            for e in session.scalars(select(Embedding).where(Embedding.model == embedder.model))
+        }
+    vecs: dict[int, np.ndarray] = {}
+    made: dict[int, datetime] = {}
+    todo: list[int] = []
+    for row, doc in enumerate(docs):
+        e = stored.get(doc.key)
+        if e is not None and e.content_hash == doc.content_hash:
+            vecs[row], made[row] = vectors.unpack(e.vector), e.created_at
+            run.reused += 1
+        else:
+            todo.append(row)
+    for start in range(0, len(todo), EMBED_BATCH):
+        rows = todo[start : start + EMBED_BATCH]
+        got, call = embedder.embed([embedding_text(docs[r]) for r in rows])
+        now = store.utcnow()
+        with transaction(sessions) as session:  # each batch is kept even if a later one fails
+            session.add(LLMCall(**vars(call), created_at=now))
+            for r, vec in zip(rows, got, strict=True):
+                session.merge(
+                    Embedding(
+                        item_key=docs[r].key,
+                        model=embedder.model,
+                        content_hash=docs[r].content_hash,
+                        vector=vectors.pack(vec),
+                        created_at=now,
+                    )
+                )
+                vecs[r], made[r] = vec, now
+        run.embedded += len(rows)
+        run.calls += 1
+    order = range(len(docs))
+    return vectors.stack([vecs[r] for r in order]), [made[r] for r in order]
+
+
+# -- candidates and judgement --------------------------------------------------------------
+def candidates(
+    matrix: vectors.Matrix,
+    docs: Sequence[DupDoc],
+    k: int,
+    min_similarity: float,
+    rows: Sequence[int] | None = None,
+    space: vectors.Tfidf | None = None,
+) -> list[Candidate]:
+    """Each (given) row's nearest neighbours above the threshold, one candidate per pair."""
+    pairs: dict[tuple[int, int], float] = {}
+    for i, j, sim in vectors.neighbours(matrix, k, min_similarity, rows=rows):
+        a, b = (i, j) if docs[i].key < docs[j].key else (j, i)
+        pairs[(a, b)] = max(sim, pairs.get((a, b), 0.0))
+    out = []
+    for (a, b), sim in sorted(pairs.items(), key=lambda kv: -kv[1]):
+        shared = vectors.shared_terms(space, a, b) if space is not None else []
+        out.append(Candidate(docs[a], docs[b], sim, shared))
+    return out
+
+
+def judge_offline(pairs: list[Candidate]) -> Judged:
+    """Without a model the confidence is the similarity; the reason names the shared terms."""
+    links = []
+    for c in pairs:
+        terms = [f"\u201c{t}\u201d" for t in c.shared]
+        said = ", ".join(terms[:-1]) + f" and {terms[-1]}" if len(terms) > 1 else "".join(terms)
+        reason = f"both mention {said}" if said else "nearly the same wording"
+        links.append(Link(c.a.key, c.b.key, c.similarity, round(c.similarity, 3), reason))
+    return Judged(links=links)
+
+
+def _insert(session: Session) -> postgresql.Insert | sqlite.Insert:
+    dialect = session.get_bind().dialect.name
+    return (postgresql if dialect == "postgresql" else sqlite).insert(Duplicate)
+
+
+def save_links(
+    session: Session, links: Sequence[Link], provider: str, model: str, now: datetime
+) -> int:
+    """Insert links not yet stored; a pair already linked is left as it is (re-runs add nothing)."""
+    if not links:
+        return 0
+    rows = [
+        {
+            "key_a": link.key_a,
+            "key_b": link.key_b,
+            "similarity": link.similarity,
+            "confidence": link.confidence,
+            "reason": link.reason[:500],
+            "provider": provider,
+            "model": model,
+            "created_at": now,
+        }
+        for link in links
+    ]
+    stmt = _insert(session).values(rows).on_conflict_do_nothing(index_elements=["key_a", "key_b"])
+    result = session.execute(stmt)
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def known_pairs(session: Session, keys: set[str]) -> set[tuple[str, str]]:
+    rows = session.execute(select(Duplicate.key_a, Duplicate.key_b))
+    return {(a, b) for a, b in rows if a in keys or b in keys}
+
+
+# -- the run -------------------------------------------------------------------------------
+@dataclass
+class Settings:
+    neighbours: int
+    min_similarity: float
+    min_confidence: float
+
+    @classmethod
+    def from_context(cls, ctx: Context) -> Settings:
+        t = ctx.config.themes
+        return cls(t.duplicate_neighbours, t.duplicate_min_similarity, t.duplicate_min_confidence)
+
+
+def run_duplicates(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    judge: Judge,
+    provider: str,
+    model: str,
+    embedder: Embedder | None = None,
+) -> DuplicateRun:
+    """Find, judge and store possible duplicates among open items."""
+    run = DuplicateRun()
+    with sessions() as session:
+        docs = open_docs(session)
+        cursor = store.get_cursor(session, f"duplicates:{provider}:{model}")
+    run.open_items = len(docs)
+    if len(docs) < 2:
+        return run
+    space: vectors.Tfidf | None = None
+    rows: Sequence[int] | None = None
+    if embedder is None:
+        space = tfidf_space(docs)
+        matrix: vectors.Matrix = space.matrix
+    else:
+        matrix, made = embed_all(sessions, docs, embedder, run)
+        if cursor is not None and cursor.value:
+            # A pair of two items whose vectors took part in the last complete run was judged
+            # then: only items embedded since need neighbours (and a judge's time).
+            last = datetime.fromisoformat(cursor.value)
+            rows = [r for r, when in enumerate(made) if when > last]
+    # Every vector made up to now takes part in this run's candidates.
+    considered = store.utcnow()
+    found = candidates(matrix, docs, settings.neighbours, settings.min_similarity, rows, space)
+    with sessions() as session:
+        known = known_pairs(session, {d.key for d in docs})
+    todo = [c for c in found if (c.a.key, c.b.key) not in known]
+    run.candidates, run.known = len(found), len(found) - len(todo)
+    judged = judge(todo) if todo else Judged()
+    run.judged, run.failed = len(judged.links), judged.failed
+    keep = [link for link in judged.links if link.confidence >= settings.min_confidence]
+    now = store.utcnow()
+    with transaction(sessions) as session:
+        run.linked = save_links(session, keep, provider, model, now)
+        for call in judged.calls:
+            session.add(LLMCall(**vars(call), created_at=now))
+        if not judged.failed:
+            store.set_cursor(session, f"duplicates:{provider}:{model}", considered.isoformat())
+    run.calls += len(judged.calls)
+    run.links = sorted(keep, key=lambda link: -link.confidence)
+    return run
+
+
+def run_for_context(ctx: Context, provider: str | None = None) -> DuplicateRun:
+    """Run duplicates with the named provider (default: [llm] provider)."""
+    name = provider or ctx.config.llm.provider
+    settings = Settings.from_context(ctx)
+    if name == "local":
+        return run_duplicates(ctx.sessions, settings, judge_offline, "local", "tfidf")
+    if name in ("gemini", "openai"):
+        from triage.analysis import duplicates_llm
+
+        embedder, judge, model = duplicates_llm.for_context(ctx, name)
+        return run_duplicates(ctx.sessions, settings, judge, name, model, embedder)
+    raise ConfigError(f"unknown provider {name!r}: use gemini, local or openai")

@@ -1,0 +1,110 @@
+"""themes and duplicates: group reports of one problem across sources, link likely duplicates."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from sqlalchemy import select
+
+from triage.analysis import themes as th
+from triage.commands.common import console, runtime
+from triage.context import Context
+from triage.db import store
+from triage.db.schema import Theme
+from triage.windows import parse_window
+
+ProviderOpt = Annotated[
+    str | None,
+    typer.Option("--provider", help="gemini | local | openai (default: [llm] provider)"),
+]
+
+
+def themes(
+    ctx: typer.Context,
+    window: Annotated[
+        str | None,
+        typer.Option(
+            "--window", help="Theme items active in this window, e.g. 7d (default: [themes] window)"
+        ),
+    ] = None,
+    provider: ProviderOpt = None,
+) -> None:
+    """Group new and changed items into themes; ids stay stable from run to run."""
+    tctx = runtime(ctx).context()
+    spec = window or tctx.config.themes.window
+    length = parse_window(spec)
+    since = store.utcnow() - length
+    result = th.run_for_context(tctx, since, provider)
+    if result.pending == 0:
+        console.print(f"themes: nothing new to theme in {spec}")
+    elif result.skipped:
+        console.print(f"themes: nothing new in {spec}; {result.left_over} items still fit no theme")
+    else:
+        console.print(
+            f"themes: {result.assigned} of {result.pending} items themed"
+            f" ({result.joined_existing} joined existing themes, {result.new_themes} new themes,"
+            f" {result.merged} merged), {result.left_over} fit no theme yet"
+            + (
+                f"; {result.calls} model calls, {result.input_tokens} prompt tokens"
+                if result.calls
+                else ""
+            )
+            + (
+                f"; {result.rejected} answers named unknown themes and were ignored"
+                if result.rejected
+                else ""
+            )
+        )
+    _print_themes(tctx, since, store.utcnow() + timedelta(seconds=1))
+
+
+def _print_themes(tctx: Context, start: datetime, end: datetime) -> None:
+    with tctx.sessions() as session:
+        counts = th.theme_counts(session, start, end)
+        if not counts:
+            return
+        titles = dict(
+            session.execute(select(Theme.id, Theme.title).where(Theme.id.in_(counts))).all()
+        )
+    table = Table("id", "theme", "github", "stack exchange", title="themes in the window")
+    ranked = sorted(counts.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))
+    for tid, by_source in ranked[:20]:
+        table.add_row(
+            str(tid),
+            titles.get(tid, ""),
+            str(by_source.get("github", 0)),
+            str(by_source.get("stackexchange", 0)),
+        )
+    console.print(table)
+
+
+def duplicates(ctx: typer.Context, provider: ProviderOpt = None) -> None:
+    """Link open items that report the same problem (never closes anything)."""
+    from triage.analysis import duplicates as dups  # numpy/scikit-learn: only when used
+
+    tctx = runtime(ctx).context()
+    result = dups.run_for_context(tctx, provider)
+    console.print(
+        f"duplicates: {result.open_items} open items, {result.embedded} embedded"
+        f" ({result.reused} unchanged vectors reused), {result.candidates} candidate pairs,"
+        f" {result.judged} judged, {result.linked} new links"
+        f" ({result.known} already linked)"
+        + (f"; {result.calls} model calls" if result.calls else "")
+        + (f"; {result.failed} pairs not judged, re-run to retry" if result.failed else "")
+    )
+    for link in result.links[:20]:
+        console.print(
+            f"  {link.key_a} ~ {link.key_b}  {link.confidence:.2f}  {link.reason}",
+            markup=False,
+            highlight=False,
+        )
+    if result.failed:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(themes)
+    app.command()(duplicates)
