@@ -1,0 +1,133 @@
+"""`triage analyze` as a user runs it, against the fake Gemini API."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.analysis_support import MIXED, item, seed
+from tests.fakes.gemini import DEFAULT_KEY, FakeGemini
+from triage.db import migrate
+from triage.db.engine import make_engine
+
+from .cli import run_triage
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FakeGemini]:
+    with FakeGemini() as running:
+        yield running
+
+
+@pytest.fixture
+def fake(server: FakeGemini) -> FakeGemini:
+    server.reset()
+    return server
+
+
+@pytest.fixture
+def project(tmp_path: Path, fake: FakeGemini) -> Path:
+    """A folder with triage.toml pointing at the fake, and a database holding four items."""
+    (tmp_path / "triage.toml").write_text(
+        f"""
+[database]
+url = "sqlite:///{tmp_path / "triage.db"}"
+[llm.gemini]
+base_url = "{fake.base_url}"
+retry_initial_delay = 0.0
+max_retries = 1
+""",
+        encoding="utf-8",
+    )
+    engine = make_engine(f"sqlite:///{tmp_path / 'triage.db'}")
+    migrate.upgrade(engine)
+    seed(engine, [item(i + 1, t, b) for i, (t, b) in enumerate(MIXED)])
+    engine.dispose()
+    return tmp_path
+
+
+def triage(project: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return run_triage(*args, cwd=project, env={"GEMINI_API_KEY": DEFAULT_KEY, **env})
+
+
+def test_analyze_then_nothing_left_and_spend_in_status(project: Path, fake: FakeGemini) -> None:
+    first = triage(project, "analyze")
+    assert first.returncode == 0, first.stderr
+    assert "4 analysed, 0 need review, 0 still pending; 1 calls" in first.stdout
+    second = triage(project, "analyze")
+    assert second.returncode == 0 and "nothing to analyse" in second.stdout
+    assert fake.generate_calls == 1
+    status = json.loads(triage(project, "status", "--json").stdout)
+    assert status["backlog"] == 0 and status["spend"]["today"]["calls"] == 1
+    assert status["spend"]["today"]["input_tokens"] == fake.usage[0]["promptTokenCount"]
+
+
+def test_missing_key_is_one_line_naming_the_variable_and_the_local_provider(
+    project: Path,
+) -> None:
+    result = run_triage("analyze", cwd=project)
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert "GEMINI_API_KEY" in line and "--provider local" in line
+
+
+def test_unknown_model_lists_close_names(project: Path) -> None:
+    result = triage(project, "analyze", TRIAGE_LLM__GEMINI__MODEL="gemini-2.5-flash-lte")
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert "unknown Gemini model 'gemini-2.5-flash-lte'" in line
+    assert "close names: gemini-2.5-flash-lite" in line
+
+
+def test_budget_exhausted_stops_with_spend_and_reset_time(project: Path) -> None:
+    result = triage(project, "analyze", TRIAGE_LLM__DAILY_TOKEN_BUDGET="100")
+    assert result.returncode == 1
+    line = result.stderr.strip().splitlines()[-1]
+    assert "daily token budget reached: 0 of 100 tokens" in line
+    assert "resets at" in line and "UTC" in line and "4 items still pending" in line
+
+
+def test_failed_calls_exit_1_with_items_pending(project: Path, fake: FakeGemini) -> None:
+    fake.fail(500, times=100)
+    result = triage(project, "analyze")
+    assert result.returncode == 1
+    assert "4 items still pending" in result.stderr and "re-run `triage analyze`" in result.stderr
+
+
+def test_batch_mode_submit_and_poll(project: Path, fake: FakeGemini) -> None:
+    submitted = triage(project, "analyze", "--batch-mode")
+    assert submitted.returncode == 0, submitted.stderr
+    assert "submitted 1 batch jobs (1 requests, 4 items)" in submitted.stdout
+    assert "triage analyze --poll" in submitted.stdout
+    polled = triage(project, "analyze", "--poll")
+    assert polled.returncode == 0, polled.stderr
+    assert "1 collected, 0 still running" in polled.stdout
+    assert "4 analysed" in polled.stdout
+    assert fake.generate_calls == 0 and len(fake.batches) == 1
+
+
+def test_the_fake_runs_standalone() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.gemini", "--port", "0"],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        base = proc.stdout.readline().strip()
+        assert base.startswith("http://127.0.0.1:")
+        req = urllib.request.Request(
+            f"{base}/v1/models/gemini-2.5-flash", headers={"x-goog-api-key": DEFAULT_KEY}
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            assert json.load(resp)["name"] == "models/gemini-2.5-flash"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
