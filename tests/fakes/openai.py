@@ -10,6 +10,7 @@ Fault switches: 429 with Retry-After, 5xx, invalid JSON, missing ids, length, co
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import threading
@@ -288,3 +289,26 @@ class FakeOpenAI(FakeServer):
         if drop and isinstance(answer, dict) and answer.get("items"):
             answer = {**answer, "items": answer["items"][:-1]}
         return conform(answer, schema)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Serve a fake OpenAI-compatible API until killed.")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--key", default=None, help="Bearer key to require (default: none)")
+    parser.add_argument("--obey-injection", action="store_true")
+    args = parser.parse_args()
+    fake = FakeOpenAI(api_key=args.key, obey_injection=args.obey_injection)
+    fake.port = args.port
+    fake.start()
+    print(fake.base_url, flush=True)
+    key = f" OPENAI_API_KEY={args.key}" if args.key else ""
+    print(f"export TRIAGE_LLM__OPENAI__BASE_URL={fake.base_url}/v1{key}", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        fake.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -365,3 +365,19 @@ def test_repeated_refusals_stop_the_run(fake: FakeOpenAI, sleeps: list[float]) -
     assert len(fake.requests_to("/chat/completions")) == 3  # no retries for a 4xx, then stop
     assert out.stop and "json_schema is not supported" in out.stop
     assert set(out.failed) == {it.key for it in ITEMS}
+
+
+def test_a_single_item_cut_at_the_output_limit_stays_pending(
+    fake: FakeOpenAI, sleeps: list[float]
+) -> None:
+    fake.truncate(times=1)
+    out = classify_all(provider(fake, sleeps), ITEMS[:1])
+    assert out.results == [] and out.reviews == []
+    assert out.failed == {"k1": "the answer for this item exceeded the output limit"}
+
+
+def test_a_filtered_batch_is_split_and_lands(fake: FakeOpenAI, sleeps: list[float]) -> None:
+    fake.content_filter(times=1)  # the filter fired once, on the batch as a whole
+    out = classify_all(provider(fake, sleeps), ITEMS[:4])
+    assert set(by_key(out)) == {"k1", "k2", "k3", "k4"} and out.reviews == []
+    assert [c.outcome for c in out.calls] == ["blocked", "ok", "ok"]
