@@ -31,6 +31,7 @@ typecheck: install
 
 bench: install
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/digest.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
