@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email.utils
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -119,3 +121,14 @@ def test_other_4xx_is_a_provider_error_with_the_server_message(fake: FakeOpenAI)
 def test_ollama_latest_tag_counts_as_available() -> None:
     assert model_available("gemma3", ["gemma3:latest"])
     assert not model_available("gemma3:27b", ["gemma3:latest"])
+
+
+def test_retry_after_as_an_http_date(fake: FakeOpenAI) -> None:
+    sleeps: list[float] = []
+    when = email.utils.formatdate(time.time() + 30, usegmt=True)
+    fake.rate_limit(retry_after=when)
+    fake.rate_limit(retry_after="soon")  # unreadable: plain backoff instead
+    canned(fake)
+    make_client(fake, sleeps).chat(PAYLOAD)
+    assert 20 < sleeps[0] <= 30
+    assert 0 < sleeps[1] <= 2

@@ -56,8 +56,11 @@ def _retry_after(resp: httpx.Response) -> float | None:
     try:
         return max(0.0, float(raw))
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(raw) if raw.strip() else None
-        return None if parsed is None else max(0.0, parsed.timestamp() - time.time())
+        pass
+    try:  # the other form Retry-After may take: an HTTP date
+        return max(0.0, email.utils.parsedate_to_datetime(raw).timestamp() - time.time())
+    except (TypeError, ValueError, IndexError):
+        return None
 
 
 def _error_message(resp: httpx.Response) -> str:
