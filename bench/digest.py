@@ -30,7 +30,20 @@ from triage.windows import Window  # noqa: E402
 
 END = datetime(2025, 5, 12, 9)
 HISTORY = timedelta(days=365)
-WORDS = "login crash timeout quota token model stream upload json error docs sdk".split()
+WORDS = [
+    "login",
+    "crash",
+    "timeout",
+    "quota",
+    "token",
+    "model",
+    "stream",
+    "upload",
+    "json",
+    "error",
+    "docs",
+    "sdk",
+]
 
 ITEM_COLUMNS = (
     "key, source, scope, number, url, title, body, state, labels, tags, assignees, "
@@ -50,9 +63,17 @@ def _items(n: int, rng: random.Random) -> list[tuple[object, ...]]:
         github = rng.random() < 0.6
         created = ts(END - HISTORY * rng.random())
         if github:
-            key, scope, url = f"github:acme/sdk#{i}", "acme/sdk", f"https://github.com/acme/sdk/issues/{i}"
+            key, scope, url = (
+                f"github:acme/sdk#{i}",
+                "acme/sdk",
+                f"https://github.com/acme/sdk/issues/{i}",
+            )
         else:
-            key, scope, url = f"stackexchange:stackoverflow/{i}", "stackoverflow", f"https://stackoverflow.com/q/{i}"
+            key, scope, url = (
+                f"stackexchange:stackoverflow/{i}",
+                "stackoverflow",
+                f"https://stackoverflow.com/q/{i}",
+            )
         answers = 0 if github or rng.random() < 0.3 else rng.randint(1, 3)
         title = " ".join(rng.choices(WORDS, k=6))
         state = "open" if rng.random() < 0.4 else "closed"
@@ -73,8 +94,9 @@ def generate(engine: Engine, n_items: int, n_themes: int, seed: int = 7) -> dict
     themes = []
     for t in range(1, n_themes + 1):
         merged = rng.randint(1, t - 1) if t > 10 and rng.random() < 0.1 else None
-        themes.append((t, f"theme {t}: " + " ".join(rng.choices(WORDS, k=3)), "", "[]", "bench",
-                       merged, ts(END) if merged else None, ts(END - HISTORY), ts(END)))  # fmt: skip
+        title = f"theme {t}: " + " ".join(rng.choices(WORDS, k=3))
+        merged_at = ts(END) if merged else None
+        themes.append((t, title, "", "[]", "bench", merged, merged_at, ts(END - HISTORY), ts(END)))
     weights = [1 / (t**0.8) for t in range(1, n_themes + 1)]
     theme_ids = list(range(1, n_themes + 1))
     for row in items:
