@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.github import FakeGitHub
+from tests.fakes.server import Response
 from tests.integration.github_env import backfill, gh, item_count, make_ctx
 from triage.db import store
 from triage.errors import ConfigError, QuotaExhausted, SourceError
@@ -189,3 +190,13 @@ def test_unknown_owner_and_bad_repo_specs(gh: FakeGitHub, sqlite_url: str) -> No
         make_sources(ctx, ["ghost/*"])
     with pytest.raises(ConfigError, match="OWNER/REPO"):
         make_sources(ctx, ["just-a-name"])
+
+
+def test_an_unreadable_answer_is_retried(repo: FakeGitHub, sqlite_url: str) -> None:
+    repo.add_fault(Response(200, '[{"number": 1, "tit'), path="/repositories/")
+    repo.add_fault(Response(200, "<html>proxy error</html>", content_type="text/html"))
+    ctx = make_ctx(repo.base_url, sqlite_url, **FAST)
+
+    stats = backfill(ctx)
+
+    assert stats.done and item_count(ctx) == 450 and len(repo.requests) == 7

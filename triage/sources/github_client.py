@@ -7,6 +7,7 @@ reset lies too far ahead. `GitHubClient.call` does that instead, with one policy
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import time
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 import requests
 from github import Auth, Github, GithubException
 from github.Requester import Requester
+from requests.exceptions import ChunkedEncodingError
 
 from triage.context import Context
 from triage.errors import QuotaExhausted, SourceError
@@ -26,6 +28,10 @@ from triage.logs import get_logger
 log = get_logger("triage.github")
 T = TypeVar("T")
 _NEXT = re.compile(r'<([^>]+)>;\s*rel="next"')
+
+
+class BadAnswer(Exception):
+    """A 2xx answer whose body is not what the endpoint returns."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +109,10 @@ class GitHubClient:
                 wait = self.policy.retry_backoff * 2**attempt
                 reason = f"{type(exc).__name__} talking to {self.api_url}"
                 unreachable = True
+            except (BadAnswer, json.JSONDecodeError, ChunkedEncodingError) as exc:
+                # A cut-off or non-JSON body (a proxy's error page): as transient as a 502.
+                wait = self.policy.retry_backoff * 2**attempt
+                reason = f"unreadable answer: {str(exc)[:80]}"
             attempt += 1
             if attempt > self.policy.max_retries:
                 raise self._gave_up(what, reason, unreachable)
@@ -112,10 +122,14 @@ class GitHubClient:
     def get(self, url: str, params: dict[str, Any] | None, what: str) -> ListPage:
         """GET a JSON list (relative path or an absolute Link URL)."""
         before = self.requests
-        headers, data = self.call(
-            lambda: self.requester.requestJsonAndCheck("GET", url, parameters=params), what
-        )
-        return ListPage(data or [], headers, self.requests - before)
+        headers, data = self.call(lambda: self._get_list(url, params), what)
+        return ListPage(data, headers, self.requests - before)
+
+    def _get_list(self, url: str, params: dict[str, Any] | None) -> tuple[dict[str, Any], Any]:
+        headers, data = self.requester.requestJsonAndCheck("GET", url, parameters=params)
+        if not isinstance(data, list):
+            raise BadAnswer(f"expected a JSON list, got {str(data)[:60]!r}")
+        return headers, data
 
     def paginate(self, path: str, params: dict[str, Any], what: str) -> Iterator[ListPage]:
         """Follow rel="next" Link headers: one request per page, nothing else."""
