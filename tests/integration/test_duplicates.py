@@ -60,10 +60,9 @@ def links(ctx: Context) -> list[Duplicate]:
 
 
 @pytest.fixture
-def local_ctx(tmp_path: Path) -> Iterator[Context]:
-    config = Config.model_validate(
-        {"database": {"url": f"sqlite:///{tmp_path / 'triage.db'}"}, "llm": {"provider": "local"}}
-    )
+def local_ctx(db_url: str) -> Iterator[Context]:
+    """SQLite, and PostgreSQL when TRIAGE_TEST_POSTGRES_URL is set."""
+    config = Config.model_validate({"database": {"url": db_url}, "llm": {"provider": "local"}})
     ctx = Context(config, Secrets())
     migrate.upgrade(ctx.engine)
     yield ctx

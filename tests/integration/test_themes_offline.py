@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.fakes.corpus import PROBLEMS, Problem, batch
 from triage.analysis import themes as th
 from triage.analysis import themes_local
-from triage.db import store
-from triage.db.engine import session_factory, transaction
+from triage.db import migrate, store
+from triage.db.engine import make_engine, session_factory, transaction
 from triage.db.schema import Theme, ThemeItem
 from triage.sources.base import ItemIn
 
@@ -23,8 +23,12 @@ DAY1 = datetime(2025, 3, 3)
 
 
 @pytest.fixture
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    return session_factory(engine)
+def sessions(db_url: str) -> Iterator[sessionmaker[Session]]:
+    """A migrated database: SQLite, and PostgreSQL when TRIAGE_TEST_POSTGRES_URL is set."""
+    engine = make_engine(db_url)
+    migrate.upgrade(engine)
+    yield session_factory(engine)
+    engine.dispose()
 
 
 def add(sessions: sessionmaker[Session], items: Sequence[ItemIn]) -> None:

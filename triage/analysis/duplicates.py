@@ -217,9 +217,13 @@ def save_links(
         }
         for link in links
     ]
-    stmt = _insert(session).values(rows).on_conflict_do_nothing(index_elements=["key_a", "key_b"])
-    result = session.execute(stmt)
-    return int(getattr(result, "rowcount", 0) or 0)
+    stmt = (
+        _insert(session)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["key_a", "key_b"])
+        .returning(Duplicate.id)  # rowcount is not reliable for multi-row inserts everywhere
+    )
+    return len(session.execute(stmt).all())
 
 
 def known_pairs(session: Session, keys: set[str]) -> set[tuple[str, str]]:

@@ -72,6 +72,7 @@ class Tfidf:
 
     vectorizer: TfidfVectorizer
     matrix: sparse.csr_matrix
+    texts: list[str]  # lower-cased, to check that a bigram is a phrase someone wrote
 
     @cached_property
     def terms(self) -> np.ndarray:
@@ -97,7 +98,7 @@ def fit_tfidf(texts: Sequence[str], max_features: int = 100_000) -> Tfidf:
     except ValueError:  # nothing but stop words: an empty space where every similarity is 0
         vectorizer = TfidfVectorizer(token_pattern=r"(?u)\S+", dtype=np.float32)
         matrix = vectorizer.fit_transform([t or "_" for t in texts] or ["_"])
-    return Tfidf(vectorizer, sparse.csr_matrix(matrix))
+    return Tfidf(vectorizer, sparse.csr_matrix(matrix), [t.lower() for t in texts])
 
 
 def centroid(rows: Matrix) -> np.ndarray:
@@ -163,16 +164,31 @@ def distinctive_terms(
     if background is None:
         background = np.asarray(space.matrix.mean(axis=0)).ravel()
     score = (inside - background) * (0.5 + coverage)
-    order = np.argsort(-score)[: n * 4]
-    return _prefer_phrases([str(space.terms[i]) for i in order if score[i] > 0], n)
+    order = np.argsort(-score)[: n * 8]
+    sample = [space.texts[r] for r in list(rows)[:50]]
+    terms = [str(space.terms[i]) for i in order if score[i] > 0]
+    return _prefer_phrases([t for t in terms if any(said(t, x) for x in sample)], n)
 
 
 def shared_terms(space: Tfidf, a: int, b: int, n: int = 4) -> list[str]:
     """The terms two rows have in common that weigh most in both (why they look alike)."""
     va, vb = space.matrix[a], space.matrix[b]
     both = va.multiply(vb).tocoo()
-    order = np.argsort(-both.data)[: n * 4]
-    return _prefer_phrases([str(space.terms[both.col[i]]) for i in order], n)
+    order = np.argsort(-both.data)[: n * 8]
+    terms = [str(space.terms[both.col[i]]) for i in order]
+    ta, tb = space.texts[a], space.texts[b]
+    return _prefer_phrases([t for t in terms if said(t, ta) and said(t, tb)], n)
+
+
+def said(term: str, text: str) -> bool:
+    """Whether a bigram was written as a phrase, not pieced together across dropped stop words
+    or a sentence end (`cut off since latest` gives the bigram `cut latest`)."""
+    words = term.split()
+    if len(words) < 2:
+        return True
+    gap = r"[^\w.!?]+"
+    pattern = r"(?<![\w])" + gap.join(re.escape(w) for w in words) + r"(?![\w])"
+    return re.search(pattern, text) is not None
 
 
 def _prefer_phrases(terms: list[str], n: int) -> list[str]:
