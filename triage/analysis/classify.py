@@ -66,7 +66,7 @@ class RunStats:
         self.failed.update(outcome.failed)
         self.dropped += sum(len(r.dropped) for r in outcome.results)
         for call in outcome.calls:
-            self.calls += 1
+            self.calls += call.purpose != "cache"  # creating a cache is billed, not a call
             self.input_tokens += call.input_tokens
             self.cached_tokens += call.cached_tokens
             self.output_tokens += call.output_tokens

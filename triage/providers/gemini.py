@@ -139,6 +139,8 @@ class GeminiProvider:
         self._caches: dict[str, str | None] = {}  # prefix hash -> cachedContent name
         self._cache_off = not self.cfg.use_cache
         self._failed_calls = 0
+        # Cache creations bill their tokens once; reported with the next outcome.
+        self._cache_records: list[CallRecord] = []
 
     # -- classification ------------------------------------------------------------------
     def classify(
@@ -165,6 +167,8 @@ class GeminiProvider:
                 return self._call(its, ids, system, schema)
 
             out.extend(classify_with_repair(batch, call, taxonomy))
+        out.calls += self._cache_records  # creating a cache bills its tokens once
+        self._cache_records = []
         return out
 
     def user_prompt(self, items: Sequence[ItemText], ids: Sequence[str]) -> str:
@@ -309,10 +313,20 @@ class GeminiProvider:
                     ),
                 )
                 name = cache.name
+                self._cache_records.append(self._cache_record(cache))
         except (genai_errors.APIError, httpx.HTTPError) as exc:
             log.warning("context cache not created, continuing without it", error=str(exc)[:200])
         self._caches[digest] = name
         return name
+
+    def _cache_record(self, cache: types.CachedContent) -> CallRecord:
+        record = self.record(0)
+        record.purpose = "cache"
+        record.input_tokens = (
+            (cache.usage_metadata.total_token_count or 0) if cache.usage_metadata else 0
+        )
+        self.price(record)
+        return record
 
     def _prefix_tokens(self, system: str) -> int:
         estimate = estimate_tokens(system)
