@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from rich.markup import escape
+
 from triage.commands.common import Runtime, console
 from triage.context import Context
 from triage.db import migrate
@@ -65,6 +67,15 @@ def _slack(ctx: Context) -> str:
 CHECKS.append(("slack", _slack))
 
 
+def _schedule(ctx: Context) -> str:
+    from jobs.registry import doctor_check
+
+    return doctor_check(ctx)
+
+
+CHECKS.append(("schedule", _schedule))
+
+
 def register_check(name: str, check: Check) -> None:
     """Features add their endpoint checks here (GitHub, Stack Exchange, Gemini, Slack)."""
     CHECKS.append((name, check))
@@ -76,8 +87,9 @@ def run_checks(rt: Runtime) -> bool:
     console.print(f"[green]ok[/]   config: {rt.config_path or 'default path'} loaded")
     for name, check in CHECKS:
         try:
-            console.print(f"[green]ok[/]   {name}: {check(ctx)}")
+            # Check texts name config sections ("[github] repos"): not rich markup.
+            console.print(f"[green]ok[/]   {name}: {escape(check(ctx))}")
         except TriageError as exc:
             ok = False
-            console.print(f"[red]fail[/] {name}: {exc}")
+            console.print(f"[red]fail[/] {name}: {escape(str(exc))}")
     return ok
