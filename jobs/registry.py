@@ -401,3 +401,17 @@ def failures(ctx: Context, hours: float = 24) -> list[dict[str, Any]]:
             }
             for r in runs.recent_failures(s, hours)
         ]
+
+
+def doctor_check(ctx: Context) -> str:
+    """`triage doctor`: every schedule parses; say what runs next and what is off."""
+    overview = schedule_overview(ctx)  # raises ConfigError naming a bad value
+    if ctx.config.labels.apply and ctx.secrets.github_token is None:
+        raise TriageError("[labels] apply = true needs GITHUB_TOKEN with write access to issues")
+    on = {n: v for n, v in overview.items() if not v["off"]}
+    off = [f"{n} ({v['off']})" for n, v in overview.items() if v["off"]]
+    first = min(on.items(), key=lambda kv: kv[1]["next_run"] or "~", default=None)
+    text = f"{len(on)} jobs scheduled in {ctx.config.schedule.timezone}"
+    if first is not None:
+        text += f", next: {first[0]} at {first[1]['next_run']} UTC"
+    return text + (f"; off: {', '.join(off)}" if off else "")

@@ -55,6 +55,7 @@ def analyse(
     labels: list[str] | None = None,
     provider: str = "gemini",
     stale: bool = False,
+    summary: str | None = None,
 ) -> int:
     """Store an analysis of issue `number` as the analyze step would."""
     key = f"github:{REPO}#{number}"
@@ -71,7 +72,7 @@ def analyse(
             category=category,
             labels=labels or [],
             priority="medium",
-            summary=f"summary of {number}",
+            summary=summary if summary is not None else f"summary of {number}",
             confidence=confidence,
             created_at=utcnow(),
         )

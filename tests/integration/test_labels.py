@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from typer.testing import CliRunner
 
+from tests.daemon_proc import write_config
 from tests.fakes.github import FakeGitHub
 from tests.label_seed import (
     REPO,
+    TOKEN,
     analyse,
     human_removes,
     issue_labels,
@@ -18,6 +22,7 @@ from tests.label_seed import (
     set_threshold,
     sync,
 )
+from triage.cli import app
 from triage.context import Context
 from triage.db.schema import LabelCorrection, LabelWrite
 from triage.sinks import github_labels
@@ -224,3 +229,42 @@ def test_refused_label_listing_fails_that_repository_only(gh: FakeGitHub, sqlite
         f" Repository.): the token needs write access to issues in {REPO}"
         " (Issues: read and write)"
     ]
+
+
+def test_label_command_shows_the_plan_and_applies_it(
+    gh: FakeGitHub, sqlite_url: str, tmp_path: Path
+) -> None:
+    gh.add_issue(REPO, "App crashes", "segfault")
+    gh.add_issue(REPO, "Export to CSV", "please add")
+    ctx = make_ctx(sqlite_url, gh)
+    sync(ctx)
+    analyse(ctx, 1, "bug", 0.9, summary="[bold]Crash[/bold] on start")  # untrusted text
+    analyse(ctx, 2, "feature", 0.85)
+    cfg = write_config(
+        tmp_path / "triage.toml",
+        {"database": {"url": sqlite_url}, "github": {"api_url": gh.base_url, "repos": [REPO]}},
+    )
+    runner = CliRunner()
+    env = {"GITHUB_TOKEN": TOKEN, "COLUMNS": "200"}
+
+    plan = runner.invoke(app, ["--config", str(cfg), "label"], env=env)
+
+    assert plan.exit_code == 0, plan.output
+    assert "[bold]Crash[/bold] on start" in plan.output
+    assert f"{REPO}#2" in plan.output and "enhancement" in plan.output and "0.85" in plan.output
+    assert "2 issues, 2 labels to add" in plan.output and "dry run: nothing written" in plan.output
+    assert label_posts(gh) == 0
+    gh.fail(rf"/repos/{REPO}/issues/2/labels$", 403, "Resource not accessible by integration")
+
+    applied = runner.invoke(app, ["--config", str(cfg), "label", "--apply"], env=env)
+
+    assert applied.exit_code == 1
+    errors = [line for line in applied.output.splitlines() if line.startswith("error:")]
+    assert errors == [
+        f"error: GitHub refused labelling {REPO}#2 (403 Resource not accessible by integration):"
+        f" the token needs write access to issues in {REPO} (Issues: read and write)"
+    ]
+    assert "applied 1 labels, skipped 0, failed 1" in applied.output
+    again = runner.invoke(app, ["--config", str(cfg), "label", "--apply"], env=env)
+    assert again.exit_code == 0 and "applied 1 labels, skipped 0, failed 0" in again.output
+    assert issue_labels(gh, 1) == ["bug"] and issue_labels(gh, 2) == ["enhancement"]

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from triage.commands.common import console, err_console, runtime
 from triage.sinks import github_labels
@@ -26,21 +27,26 @@ def label(
     if limit is not None:
         plan.issues = plan.issues[:limit]
     for key, name in plan.new_corrections:
-        console.print(f"correction: a human removed {name!r} from {key}; it is never added again")
+        console.print(
+            f"correction: a human removed {name!r} from {key}; it is never added again",
+            markup=False,
+        )
     table = Table("issue", "add labels", "confidence", "reason", title="label plan")
     for issue in plan.issues:
+        # Text cells: titles and summaries are untrusted and may look like rich markup.
         table.add_row(
-            f"{issue.repo}#{issue.number}",
-            ", ".join(issue.labels),
+            Text(f"{issue.repo}#{issue.number}"),
+            Text(", ".join(issue.labels)),
             f"{issue.confidence:.2f}",
-            issue.reason,
+            Text(issue.reason),
         )
     if plan.issues:
         console.print(table)
     held = ", ".join(f"{n} {why}" for why, n in plan.held.most_common())
     console.print(
         f"{len(plan.issues)} issues, {plan.writes} labels to add"
-        + (f"; left alone: {held}" if held else "")
+        + (f"; left alone: {held}" if held else ""),
+        markup=False,
     )
     if not apply:
         if plan.issues:
@@ -55,7 +61,8 @@ def label(
     console.print(
         f"applied {c['applied']} labels, skipped {c['skipped']}, failed {c['failed']}"
         + (f", created {c['labels_created']} labels" if c["labels_created"] else "")
-        + ("; failed writes are retried on the next run" if c["failed"] else "")
+        + ("; failed writes are retried on the next run" if c["failed"] else ""),
+        markup=False,
     )
     if result.failed:
         raise typer.Exit(1)
