@@ -6,7 +6,6 @@ import base64
 import html
 import os
 import re
-import tempfile
 from pathlib import Path
 
 from triage.digest import CountRow, Digest, ItemRef
@@ -50,7 +49,7 @@ def _md_table(title: str, rows: list[CountRow]) -> list[str]:
     out = [f"## {title}", "", "| | this window | previous | change |", "|---|---:|---:|---:|"]
     for r in rows:
         out.append(
-            f"| {md(source_name(r.name))} | {r.current} | {r.previous} | {signed(r.delta)} |"
+            f"| {md(source_name(r.name))} | {r.current:,} | {r.previous:,} | {signed(r.delta)} |"
         )
     return [*out, ""]
 
@@ -113,8 +112,8 @@ def _h_table(title: str, rows: list[CountRow]) -> list[str]:
     out[-1] += "<th>previous</th><th>change</th></tr>"
     for r in rows:
         out.append(
-            f'<tr><td>{h(source_name(r.name))}</td><td class="n">{r.current}</td>'
-            f'<td class="n">{r.previous}</td><td class="n">{h(signed(r.delta))}</td></tr>'
+            f'<tr><td>{h(source_name(r.name))}</td><td class="n">{r.current:,}</td>'
+            f'<td class="n">{r.previous:,}</td><td class="n">{h(signed(r.delta))}</td></tr>'
         )
     return [*out, "</table>"]
 
@@ -186,11 +185,11 @@ def default_path(out_dir: str, d: Digest, fmt: str) -> Path:
 
 def write_file(path: Path, content: str) -> None:
     """Write atomically: a reader never sees half a digest, a rerun simply replaces it."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # same folder: the rename is atomic
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(content)
+        tmp.write_text(content, encoding="utf-8")  # created with the usual umask, unlike mkstemp
         os.replace(tmp, path)
     except OSError as exc:
+        tmp.unlink(missing_ok=True)
         raise DeliveryError(f"cannot write digest to {path}: {exc.strerror or exc}") from None
