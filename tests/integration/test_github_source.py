@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from tests.fakes.github import FakeGitHub
 from tests.integration.github_env import (
     backfill,
@@ -13,6 +15,7 @@ from tests.integration.github_env import (
 )
 from triage import ingest
 from triage.db import store
+from triage.ingest import RunStats
 from triage.sources.github import make_sources
 
 __all__ = ["gh"]  # the fixture
@@ -204,3 +207,26 @@ def test_the_token_is_sent_and_unauthenticated_use_works(gh: FakeGitHub, sqlite_
     gh.requests.clear()
     stats = backfill(make_ctx(gh.base_url, sqlite_url.replace(".db", "2.db"), token=None))
     assert stats.items == 5 and "authorization" not in gh.requests[0].headers
+
+
+def test_an_issue_updated_mid_listing_does_not_hide_another(
+    gh: FakeGitHub, sqlite_url: str
+) -> None:
+    gh.add_repo("octo/hello", issues=450)
+    ctx = make_ctx(gh.base_url, sqlite_url)
+    hold = gh.hold(r"/issues$", after=2)  # page 3 waits while issue 5 (page 1) is edited
+    result: list[RunStats] = []
+    worker = threading.Thread(target=lambda: result.append(backfill(ctx)))
+    worker.start()
+    assert hold.reached.wait(timeout=30)
+    # Issue 5 jumps to the end of the listing: everything behind it shifts back by one, so
+    # page 3 now starts at issue 202 and issue 201 would slip through unseen.
+    gh.edit_issue("octo/hello", 5, title="Edited while listing")
+    hold.release()
+    worker.join(timeout=60)
+
+    assert result and result[0].done
+    items = stored(ctx)
+    assert len(items) == 450 and "github:octo/hello#201" in items
+    assert items["github:octo/hello#5"].title == "Edited while listing"
+    assert len(gh.requests) == 10  # the pass, then one more from where issue 5 first was

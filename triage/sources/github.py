@@ -7,7 +7,8 @@ requester directly (see github_client.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from array import array
+from collections.abc import Generator, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from github import GithubException
 from triage.context import Context
 from triage.errors import ConfigError, SourceError
 from triage.ingest import format_cursor
+from triage.logs import get_logger
 from triage.sources.base import ItemIn, Page, github_key, to_utc
 from triage.sources.github_client import (
     GitHubClient,
@@ -24,6 +26,9 @@ from triage.sources.github_client import (
     github_client,
 )
 
+log = get_logger("triage.github")
+# Passes over the listing when issues keep moving during it (each pass is cheap when they do).
+MAX_RELISTS = 3
 REACTIONS = ("+1", "-1", "laugh", "hooray", "confused", "heart", "rocket", "eyes")
 
 
@@ -98,19 +103,50 @@ class GitHubSource:
         self, cursor: str | None, since: datetime | None, state: dict[str, Any]
     ) -> Iterator[Page]:
         start = cursor or (format_cursor(since) if since else None)
+        try:
+            for _ in range(MAX_RELISTS + 1):
+                relist = yield from self._listing(start)
+                if relist is None:
+                    return
+                log.info("issues moved during the listing; listing again", since=relist or "-")
+                start = relist or None
+        except GithubException as exc:
+            raise repo_error(exc, self.repo) from None
+
+    def _listing(self, start: str | None) -> Generator[Page, None, str | None]:
+        """One pass over the listing; returns where to list again if issues moved meanwhile.
+
+        GitHub pages by offset. An issue updated mid-listing jumps to the end, and if it had
+        already been listed, everything behind it shifts back by one and one issue slips
+        across a page boundary unseen. Such an issue shows up twice in one pass, so a repeat
+        means: list again from the page it was first seen on.
+        """
         params: dict[str, Any] = {"state": "all", "sort": "updated", "direction": "asc"}
         if start:
             # `since` is inclusive: the last item of the previous run comes back once more
             # (a harmless re-upsert) and items sharing its second are never skipped.
             params["since"] = start
         what = f"the issues of {self.repo}"
-        try:
-            for listed in self.client.paginate(f"/repos/{self.repo}/issues", params, what):
-                yield self._page(listed.data, start, listed.requests, listed.quota_remaining)
-                if listed.data:
-                    start = _cursor(listed.data[-1]["updated_at"])
-        except GithubException as exc:
-            raise repo_error(exc, self.repo) from None
+        first_page = array("I")  # issue number -> 1 + index of the page it was listed on
+        page_starts: list[str] = []  # the cursor in force before each page ("" = none)
+        relist: str | None = None
+        for index, listed in enumerate(
+            self.client.paginate(f"/repos/{self.repo}/issues", params, what)
+        ):
+            page_starts.append(start or "")
+            for raw in listed.data:
+                number = raw["number"]
+                if number >= len(first_page):
+                    first_page.extend([0] * (number + 1 - len(first_page)))
+                if first_page[number]:
+                    again = page_starts[first_page[number] - 1]
+                    relist = again if relist is None else min(relist, again)
+                else:
+                    first_page[number] = index + 1
+            yield self._page(listed.data, start, listed.requests, listed.quota_remaining)
+            if listed.data:
+                start = _cursor(listed.data[-1]["updated_at"])
+        return relist
 
     def _page(
         self, data: list[dict[str, Any]], start: str | None, requests: int, quota: int | None
