@@ -262,6 +262,9 @@ class Daemon:
                 )
                 self.metrics.runs[(spec.name, runs.SKIPPED)] += 1
                 return runs.SKIPPED
+            if engine.dialect.name == "postgresql":
+                # Holding the job's lock proves no live replica runs it: any open run is an orphan.
+                runs.close_orphans(self.ctx.sessions, spec.name)
             return self._run(spec, slot)
 
     def _run(self, spec: JobSpec, slot: str) -> str:

@@ -52,13 +52,18 @@ def interrupt(sessions: sessionmaker[Session], run_ids: Iterable[int], why: str)
         )
 
 
-def close_orphans(sessions: sessionmaker[Session]) -> int:
-    """Mark runs left 'running' by a daemon that died (only safe where one daemon runs)."""
+def close_orphans(sessions: sessionmaker[Session], job: str | None = None) -> int:
+    """Mark runs left 'running' by a daemon that died.
+
+    Only call it when no other run can be live: at start-up of the one daemon on a SQLite file,
+    or for one job while holding that job's mutex (a dead replica's lock died with it).
+    """
+    stmt = update(JobRun).where(JobRun.outcome == RUNNING)
+    if job is not None:
+        stmt = stmt.where(JobRun.job == job)
     with transaction(sessions) as s:
         result = s.execute(
-            update(JobRun)
-            .where(JobRun.outcome == RUNNING)
-            .values(
+            stmt.values(
                 finished_at=utcnow(), outcome=INTERRUPTED, error="the daemon stopped during the run"
             )
         )

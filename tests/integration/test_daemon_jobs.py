@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import create_engine, select, text
 from typer.testing import CliRunner
 
-from jobs import registry
+from jobs import registry, runs
 from jobs.daemon import Daemon, Options
 from jobs.registry import JobSpec
 from tests.daemon_proc import write_config
@@ -180,3 +180,17 @@ def test_status_shows_each_jobs_last_run_next_run_and_failures(
     table = CliRunner().invoke(app, ["--config", str(cfg), "status"])
     assert table.exit_code == 0 and "next run" in table.output
     assert "boom failed: RuntimeError: kaboom" in table.output
+
+
+def test_a_run_left_open_by_a_dead_replica_is_closed_by_the_next_one(db_url: str) -> None:
+    ctx = make_ctx(db_url)
+    dead = runs.start(ctx.sessions, "tick", "2025-01-01T00:00:00Z", "dead-replica")
+    daemon = Daemon(ctx, [registry.tick_job(60, 0)], Options(replica="alive"))
+    if ctx.engine.dialect.name == "sqlite":
+        daemon.acquire()  # the one daemon on a SQLite file closes them at start-up
+    assert daemon.execute("tick", "2025-01-01T00:01:00Z") == "ok"
+    daemon._cleanup()
+    with ctx.sessions() as s:
+        left = s.get(JobRun, dead)
+        assert left is not None and left.outcome == "interrupted"
+        assert left.error == "the daemon stopped during the run"
