@@ -7,6 +7,7 @@ as interrupted: every stage commits as it goes and resumes), and exit 0.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -19,6 +20,7 @@ from datetime import tzinfo
 from types import FrameType
 from typing import Any
 
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
 from apscheduler.executors.base import run_job
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -137,6 +139,9 @@ class Daemon:
                 log.info("job switched off in [schedule]", job=name)
                 continue
             sched.add_job(self.execute, trig, args=[name], id=name, name=name)
+        # APScheduler's own log lines would bypass our structured log: report its events here.
+        logging.getLogger("apscheduler").setLevel(logging.ERROR)
+        sched.add_listener(self._on_event, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
         sched.start()
         self.scheduler = sched
         for job in sched.get_jobs():
@@ -150,6 +155,17 @@ class Daemon:
             self.health.start()
             log.info("health endpoint listening", url=self.health.url)
         log.info("daemon started", replica=self.replica, jobs=len(sched.get_jobs()))
+
+    def _on_event(self, event: JobEvent) -> None:
+        times = getattr(event, "scheduled_run_times", None) or [
+            getattr(event, "scheduled_run_time", None)
+        ]
+        slot = schedule.slot_name(times[-1]) if times[-1] is not None else None
+        job = event.job_id.split(":")[0]
+        if event.code == EVENT_JOB_MISSED:
+            log.warning("slot missed (the process was busy or asleep)", job=job, slot=slot)
+        else:
+            log.info("previous run still going; slot left to the next one", job=job, slot=slot)
 
     def install_signals(self) -> None:
         signal.signal(signal.SIGTERM, self._on_signal)
