@@ -84,6 +84,9 @@ class Classification:
     confidence: float
     dropped: list[str] = field(default_factory=list)  # answers outside the allowlist
     call: CallRecord | None = None  # the call that answered it (links analyses to llm_calls)
+    # How the answer was reached when not by the provider's own model for this item's source,
+    # e.g. "pooled model: ..." or "rules: ..." from the local provider; stored as the reason.
+    note: str | None = None
 
 
 @dataclass
