@@ -205,3 +205,19 @@ def test_provider_factory_needs_a_key(fake: FakeGemini, engine: Engine) -> None:
     assert isinstance(
         get_provider(context(gemini_config(fake), engine, DEFAULT_KEY)), GeminiProvider
     )
+
+
+def test_upserts_and_planning_work_on_both_databases(fake: FakeGemini, db_url: str) -> None:
+    from triage.db import migrate
+    from triage.db.engine import make_engine
+
+    eng = make_engine(db_url)
+    migrate.upgrade(eng)
+    try:
+        seed_mixed(eng)
+        assert run(fake, eng).analysed == 4
+        assert run(fake, eng).planned == 0
+        again = run(fake, eng, reanalyze=True)
+        assert again.analysed == 4 and len(analyses(eng)) == 4  # replaced, not duplicated
+    finally:
+        eng.dispose()

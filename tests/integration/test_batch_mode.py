@@ -227,3 +227,19 @@ def test_budget_counts_jobs_not_yet_collected(fake: FakeGemini, engine: Engine) 
     assert len(sent.jobs) == 1 and sent.exhausted is None
     again = batch.submit(ctx, p)
     assert again.jobs == [] and again.exhausted is not None
+
+
+def test_submit_and_poll_on_both_databases(fake: FakeGemini, db_url: str) -> None:
+    from triage.db import migrate
+    from triage.db.engine import make_engine
+
+    eng = make_engine(db_url)
+    migrate.upgrade(eng)
+    try:
+        seed_mixed(eng)
+        ctx, p = setup(fake, eng)
+        assert len(batch.submit(ctx, p).jobs) == 1
+        assert batch.submit(ctx, p).jobs == []
+        assert batch.poll(ctx, p).collected and len(rows(eng, Analysis)) == 4
+    finally:
+        eng.dispose()
