@@ -82,7 +82,7 @@ def _counts(rows: list[CountRow]) -> str:
     if not rows:
         return "none"
     return " · ".join(
-        f"{escape(source_name(r.name))} {r.current} ({signed(r.delta)})" for r in rows
+        f"{escape(source_name(r.name))} {r.current:,} ({signed(r.delta)})" for r in rows
     )
 
 
@@ -177,17 +177,19 @@ def build_messages(d: Digest, threaded: bool = True) -> list[Message]:
         Message(text=escape(f"Triage digest {window_line(d)}: {headline(d)}"), blocks=_head(d))
     ]
     for part in parts(d):
-        blocks = [{"type": "divider"}, *part_blocks(part)]
-        reserve = 1 if len(messages) == 1 else 0  # room for the "continued" note on the parent
-        if not _fits(messages[-1], blocks, reserve) and messages[-1].blocks:
-            messages.append(Message(text=""))
-        for block in blocks:
-            reserve = 1 if len(messages) == 1 else 0
+        # Fill each message before starting the next, so the parent carries as much as it can;
+        # a part that spills over says so at the top of the next message.
+        placed = False
+        for block in [{"type": "divider"}, *part_blocks(part)]:
+            reserve = 1 if len(messages) == 1 else 0  # room for the "continued" note on the parent
             if not _fits(messages[-1], [block], reserve):
                 messages.append(Message(text=""))
+                if placed:
+                    messages[-1].blocks.append(_section(f"*{escape(part.title)}* (continued)"))
             if block["type"] == "divider" and not messages[-1].blocks:
                 continue
             messages[-1].blocks.append(block)
+            placed = placed or block["type"] == "section"
     total = len(messages)
     if total > 1:
         where = "in the thread" if threaded else "in the next messages"
