@@ -157,6 +157,8 @@ def test_large_digest_arrives_complete_in_a_thread(engine: Engine, fake: FakeSla
     assert parent.thread_ts is None and all(r.thread_ts == parent.ts for r in replies)
     assert all(len(m.blocks) <= 50 for m in fake.messages)
     assert f"{len(replies)} more messages" in json.dumps(parent.blocks)
+    assert "Theme 000 about" in json.dumps(parent.blocks)  # the parent is filled first
+    assert "*Top themes (60 of 60 active)* (continued)" in json.dumps(replies[0].blocks)
     assert all(r.text.startswith("Triage digest") and "part" in r.text for r in replies)
     sent = everything(fake)
     for t in range(60):
