@@ -58,6 +58,15 @@ def _openai(ctx: Context) -> str:
 CHECKS.append(("openai", _openai))
 
 
+def _gemini(ctx: Context) -> str:
+    from triage.providers.gemini import doctor_check
+
+    return doctor_check(ctx)
+
+
+CHECKS.append(("gemini", _gemini))
+
+
 def _slack(ctx: Context) -> str:
     from triage.sinks.slack import check
 

@@ -221,3 +221,18 @@ def test_upserts_and_planning_work_on_both_databases(fake: FakeGemini, db_url: s
         assert again.analysed == 4 and len(analyses(eng)) == 4  # replaced, not duplicated
     finally:
         eng.dispose()
+
+
+def test_doctor_checks_key_model_and_endpoint(fake: FakeGemini, engine: Engine) -> None:
+    from triage.errors import ConfigError, ProviderError
+    from triage.providers.gemini import doctor_check
+
+    ok = doctor_check(context(gemini_config(fake), engine))
+    assert ok.startswith("model gemini-2.5-flash (Gemini 2.5 Flash)")
+    with pytest.raises(ConfigError, match=r"close names: gemini-2\.5-pro"):
+        doctor_check(context(gemini_config(fake, gemini={"model": "gemini-2.5-pr"}), engine))
+    with pytest.raises(ConfigError, match="API key not valid"):
+        doctor_check(context(gemini_config(fake), engine, key="wrong"))
+    fake.fail(503, times=10, path="/models/")
+    with pytest.raises(ProviderError, match="503"):
+        doctor_check(context(gemini_config(fake), engine))

@@ -19,7 +19,8 @@ from google.genai import errors as genai_errors
 from google.genai import types
 
 from triage.config import Config, GeminiConfig
-from triage.errors import ConfigError
+from triage.context import Context
+from triage.errors import ConfigError, ProviderError
 from triage.logs import get_logger
 from triage.providers import prompts
 from triage.providers.base import CallRecord, ClassifyOutcome, Example, ItemText, Taxonomy
@@ -358,10 +359,11 @@ class GeminiProvider:
         """The configured model's display name; a one-line error with close names if unknown."""
         try:
             info = self.client.models.get(model=self.model)
-        except genai_errors.APIError as exc:
-            if exc.code == 404:
-                raise self.unknown_model() from None
-            raise self.failure(exc, self.record(0)) from None
+        except (genai_errors.APIError, httpx.HTTPError) as exc:
+            failure = self.failure(exc, self.record(0))
+            if isinstance(failure, CallFailed):
+                raise ProviderError(failure.reason) from None
+            raise failure from None
         return info.display_name or info.name or self.model
 
     def unknown_model(self) -> ConfigError:
@@ -384,3 +386,19 @@ class GeminiProvider:
             )
             out += [list(e.values or []) for e in resp.embeddings or []]
         return out
+
+
+def doctor_check(ctx: Context) -> str:
+    """`triage doctor`: the key is accepted and the configured model exists."""
+    if ctx.config.llm.provider != "gemini" and ctx.secrets.gemini_api_key is None:
+        return f"skipped ([llm] provider is {ctx.config.llm.provider})"
+    key = ctx.secrets.gemini_api_key
+    if key is None:
+        raise ConfigError("GEMINI_API_KEY is not set (or run with `--provider local`)")
+    cfg = ctx.config.llm.gemini
+    quick = cfg.model_copy(update={"max_retries": min(cfg.max_retries, 1)})
+    config = ctx.config.model_copy(
+        update={"llm": ctx.config.llm.model_copy(update={"gemini": quick})}
+    )
+    name = GeminiProvider(config, key.get_secret_value()).check_model()
+    return f"model {cfg.model} ({name}) at {cfg.base_url} {cfg.api_version}"
