@@ -1,8 +1,10 @@
 """One PyGithub client per Context, wrapped so every call honours GitHub's rate-limit signals.
 
-PyGithub's own retry (urllib3 `GithubRetry`) is switched off: it cannot tell a primary limit sent
-as 429 from a secondary one, gives up with a `requests.RetryError`, and cannot stop cleanly when a
-reset lies too far ahead. `GitHubClient.call` does that instead, with one policy for every call.
+PyGithub's own retry (urllib3 `GithubRetry`) is switched off: it reads rate limits only from 403
+answers (a 429 is retried only with a Retry-After, a primary limit sent as 429 not at all), and
+once retries run out it raises `requests.RetryError` rather than a GitHub error. `GitHubClient.call`
+applies one policy instead: primary limits wait for the reset up to a cap, then stop with a
+resumable QuotaExhausted; secondary limits and 5xx back off; every wait is bounded.
 """
 
 from __future__ import annotations
