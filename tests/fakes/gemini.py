@@ -28,10 +28,16 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from tests.fakes import keyword_model
+from tests.fakes.gemini_store import (
+    BatchesMixin,
+    CachesMixin,
+    api_error,
+    count_tokens,
+    texts_of,
+)
 from tests.fakes.server import FakeServer, Request, Response
 
 V = r"/(?P<v>v1|v1beta|v1alpha)"
@@ -45,30 +51,6 @@ DEFAULT_MODELS: dict[str, list[str]] = {
     "gemini-2.0-flash": TEXT_METHODS,
     "gemini-embedding-001": ["embedContent", "countTextTokens", "asyncBatchEmbedContent"],
 }
-TERMINAL = {"BATCH_STATE_SUCCEEDED", "BATCH_STATE_FAILED", "BATCH_STATE_CANCELLED"}
-
-
-def count_tokens(text: str) -> int:
-    """A stand-in tokenizer: about four characters per token, like English text."""
-    return (len(text) + 3) // 4
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
-
-
-def api_error(code: int, status: str, message: str, details: list[Any] | None = None) -> Response:
-    """The google.rpc.Status error envelope every Google API answers with."""
-    err: dict[str, Any] = {"code": code, "message": message, "status": status}
-    if details:
-        err["details"] = details
-    return Response(code, {"error": err})
-
-
-def _texts(content: Any) -> str:
-    if not isinstance(content, dict):
-        return ""
-    return "\n".join(str(p.get("text", "")) for p in content.get("parts") or [] if "text" in p)
 
 
 def embed(text: str, dims: int = 768) -> list[float]:
@@ -119,7 +101,7 @@ def default_responder(prompt: Prompt, schema: Any) -> Any:
     return {} if schema else "OK"
 
 
-class FakeGemini(FakeServer):
+class FakeGemini(CachesMixin, BatchesMixin, FakeServer):
     """`with FakeGemini() as fake:` then point google-genai at `fake.base_url`."""
 
     responders: ClassVar[dict[str, Responder]] = {"classify": classify_responder}
@@ -298,8 +280,8 @@ class FakeGemini(FakeServer):
         if model not in self.models or "generateContent" not in self.models[model]:
             resp = self._model_missing(model, v)
             return resp.status, resp.body
-        system = _texts(body.get("systemInstruction"))
-        user = "\n".join(_texts(c) for c in body.get("contents") or [])
+        system = texts_of(body.get("systemInstruction"))
+        user = "\n".join(texts_of(c) for c in body.get("contents") or [])
         cached_tokens = 0
         prompt_tokens = count_tokens(system) + count_tokens(user)
         if body.get("cachedContent"):
@@ -381,107 +363,12 @@ class FakeGemini(FakeServer):
     def _count_tokens(self, req: Request, m: re.Match[str]) -> Response:
         body = req.json() or {}
         inner = body.get("generateContentRequest") or body
-        text = "\n".join(_texts(c) for c in inner.get("contents") or [])
-        text += _texts(inner.get("systemInstruction"))
+        text = "\n".join(texts_of(c) for c in inner.get("contents") or [])
+        text += texts_of(inner.get("systemInstruction"))
         n = count_tokens(text)
         return Response(
             200, {"totalTokens": n, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": n}]}
         )
-
-    # -- cachedContents ----------------------------------------------------------------
-    def _use_cache(
-        self, name: str, model: str, body: dict[str, Any]
-    ) -> tuple[Response | None, dict[str, Any] | None]:
-        with self._state_lock:
-            cache = self.caches.get(name.rsplit("/", 1)[-1])
-        if cache is None or cache["_expires"] < time.time():
-            return api_error(
-                403, "PERMISSION_DENIED", "CachedContent not found (or permission denied)"
-            ), None
-        if body.get("systemInstruction") or body.get("tools") or body.get("toolConfig"):
-            return api_error(
-                400,
-                "INVALID_ARGUMENT",
-                "CachedContent can not be used with GenerateContent request setting"
-                " system_instruction, tools or tool_config.\n\nProposed fix: move those values"
-                " to CachedContent from GenerateContent request.",
-            ), None
-        if cache["model"] != f"models/{model}":
-            return api_error(
-                400,
-                "INVALID_ARGUMENT",
-                f"Model used by GenerateContent request (models/{model}) and CachedContent"
-                f" ({cache['model']}) has to be the same.",
-            ), None
-        return None, cache
-
-    def _public(self, cache: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in cache.items() if not k.startswith("_")}
-
-    def _cache_create(self, req: Request, m: re.Match[str]) -> Response:
-        if self.cache_error:
-            return api_error(self.cache_error, "INTERNAL", "An internal error has occurred.")
-        body = req.json() or {}
-        model = str(body.get("model", "")).removeprefix("models/")
-        if model not in self.models:
-            return self._model_missing(model, m["v"], "createCachedContent")
-        system = _texts(body.get("systemInstruction"))
-        user = "\n".join(_texts(c) for c in body.get("contents") or [])
-        tokens = count_tokens(system) + count_tokens(user)
-        if tokens < self.min_cache_tokens:
-            return api_error(
-                400,
-                "INVALID_ARGUMENT",
-                f"Cached content is too small. total_token_count={tokens},"
-                f" min_total_token_count={self.min_cache_tokens}",
-            )
-        ttl = float(str(body.get("ttl", "3600s")).rstrip("s"))
-        cid = uuid.uuid4().hex[:12]
-        expires = datetime.now(UTC) + timedelta(seconds=ttl)
-        cache = {
-            "name": f"cachedContents/{cid}",
-            "model": f"models/{model}",
-            "displayName": body.get("displayName", ""),
-            "createTime": now_iso(),
-            "updateTime": now_iso(),
-            "expireTime": expires.isoformat().replace("+00:00", "Z"),
-            "usageMetadata": {"totalTokenCount": tokens},
-            "_system": system,
-            "_user": user,
-            "_expires": time.time() + ttl,
-        }
-        with self._state_lock:
-            self.caches[cid] = cache
-        return Response(200, self._public(cache))
-
-    def _cache_list(self, req: Request, m: re.Match[str]) -> Response:
-        with self._state_lock:
-            return Response(
-                200, {"cachedContents": [self._public(c) for c in self.caches.values()]}
-            )
-
-    def _cache_get(self, req: Request, m: re.Match[str]) -> Response:
-        with self._state_lock:
-            cache = self.caches.get(m["id"])
-        if cache is None:
-            return api_error(403, "PERMISSION_DENIED", "CachedContent not found")
-        return Response(200, self._public(cache))
-
-    def _cache_update(self, req: Request, m: re.Match[str]) -> Response:
-        with self._state_lock:
-            cache = self.caches.get(m["id"])
-            if cache is None:
-                return api_error(403, "PERMISSION_DENIED", "CachedContent not found")
-            ttl = float(str((req.json() or {}).get("ttl", "3600s")).rstrip("s"))
-            cache["_expires"] = time.time() + ttl
-            cache["updateTime"] = now_iso()
-            return Response(200, self._public(cache))
-
-    def _cache_delete(self, req: Request, m: re.Match[str]) -> Response:
-        with self._state_lock:
-            if self.caches.pop(m["id"], None) is None:
-                return api_error(403, "PERMISSION_DENIED", "CachedContent not found")
-        return Response(200, {})
 
     # -- embeddings --------------------------------------------------------------------
     def _embed_model(self, m: re.Match[str]) -> Response | None:
@@ -495,7 +382,7 @@ class FakeGemini(FakeServer):
             return problem
         body = req.json() or {}
         dims = int(body.get("outputDimensionality") or 768)
-        return Response(200, {"embedding": {"values": embed(_texts(body.get("content")), dims)}})
+        return Response(200, {"embedding": {"values": embed(texts_of(body.get("content")), dims)}})
 
     def _embed_batch(self, req: Request, m: re.Match[str]) -> Response:
         problem = self._embed_model(m)
@@ -509,136 +396,10 @@ class FakeGemini(FakeServer):
                 "* BatchEmbedContentsRequest.requests: at most 100 requests can be in one batch\n",
             )
         out = [
-            {"values": embed(_texts(r.get("content")), int(r.get("outputDimensionality") or 768))}
+            {"values": embed(texts_of(r.get("content")), int(r.get("outputDimensionality") or 768))}
             for r in requests
         ]
         return Response(200, {"embeddings": out})
-
-    # -- batches -----------------------------------------------------------------------
-    def _operation(self, job: dict[str, Any]) -> dict[str, Any]:
-        meta = {
-            "@type": "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch",
-            "model": job["model"],
-            "displayName": job["displayName"],
-            "createTime": job["createTime"],
-            "updateTime": job["updateTime"],
-            "batchStats": job["stats"],
-            "state": job["state"],
-            "name": job["name"],
-        }
-        op: dict[str, Any] = {"name": job["name"], "metadata": meta}
-        if job["state"] in TERMINAL:
-            op["done"] = True
-            meta["endTime"] = job["updateTime"]
-            if job.get("error"):
-                op["error"] = job["error"]
-            elif job.get("output") is not None:
-                output = {"inlinedResponses": {"inlinedResponses": job["output"]}}
-                meta["output"] = output
-                op["response"] = {
-                    "@type": "type.googleapis.com/google.ai.generativelanguage.v1main."
-                    "GenerateContentBatchOutput",
-                    **output,
-                }
-        return op
-
-    def _batch_create(self, req: Request, m: re.Match[str]) -> Response:
-        if m["model"] not in self.models:
-            return self._model_missing(m["model"], m["v"], "batchGenerateContent")
-        if len(req.body) > self.max_batch_bytes:
-            return api_error(
-                400,
-                "INVALID_ARGUMENT",
-                f"Request payload size exceeds the limit: {self.max_batch_bytes} bytes.",
-            )
-        batch = (req.json() or {}).get("batch") or {}
-        requests = ((batch.get("inputConfig") or {}).get("requests") or {}).get("requests") or []
-        bid = uuid.uuid4().hex[:16]
-        job = {
-            "name": f"batches/{bid}",
-            "model": f"models/{m['model']}",
-            "displayName": batch.get("displayName", ""),
-            "createTime": now_iso(),
-            "updateTime": now_iso(),
-            "state": "BATCH_STATE_PENDING",
-            "stats": {
-                "requestCount": str(len(requests)),
-                "pendingRequestCount": str(len(requests)),
-            },
-            "requests": requests,
-            "polls": 0,
-        }
-        with self._state_lock:
-            self.batches[bid] = job
-            return Response(200, self._operation(job))
-
-    def complete_batch(self, bid: str) -> None:
-        """Run every request of a job now (also happens after `batch_polls_to_finish` polls)."""
-        with self._state_lock:
-            job = self.batches[bid]
-            if job["state"] in TERMINAL:
-                return
-            job["updateTime"] = now_iso()
-            if self.fail_batches:
-                job["state"] = "BATCH_STATE_FAILED"
-                job["error"] = {"code": 13, "message": "Batch job failed: internal error."}
-                return
-            model = job["model"].removeprefix("models/")
-            output, ok = [], 0
-            for entry in job["requests"]:
-                request = entry.get("request") or {}
-                item: dict[str, Any] = {}
-                if entry.get("metadata") is not None:
-                    item["metadata"] = entry["metadata"]
-                text = json.dumps(request.get("contents"))
-                if self.batch_error_marker and self.batch_error_marker in text:
-                    item["error"] = {"code": 3, "message": "Request contains an invalid argument."}
-                else:
-                    status, body = self.generate(model, request)
-                    if status == 200:
-                        item["response"] = body
-                        ok += 1
-                    else:
-                        item["error"] = {"code": status, "message": body["error"]["message"]}
-                output.append(item)
-            job["state"] = "BATCH_STATE_SUCCEEDED"
-            job["output"] = output
-            job["stats"] = {
-                "requestCount": str(len(output)),
-                "successfulRequestCount": str(ok),
-                "failedRequestCount": str(len(output) - ok),
-            }
-
-    def _batch_get(self, req: Request, m: re.Match[str]) -> Response:
-        with self._state_lock:
-            job = self.batches.get(m["id"])
-            if job is None:
-                return api_error(404, "NOT_FOUND", f"Batch batches/{m['id']} not found.")
-            job["polls"] += 1
-            if job["state"] == "BATCH_STATE_PENDING" and job["polls"] < self.batch_polls_to_finish:
-                job["state"] = "BATCH_STATE_RUNNING"
-            if job["polls"] >= self.batch_polls_to_finish:
-                self.complete_batch(m["id"])
-            return Response(200, self._operation(job))
-
-    def _batch_list(self, req: Request, m: re.Match[str]) -> Response:
-        with self._state_lock:
-            ops = [self._operation(j) for j in self.batches.values()]
-        return Response(200, {"operations": ops})
-
-    def _batch_cancel(self, req: Request, m: re.Match[str]) -> Response:
-        with self._state_lock:
-            job = self.batches.get(m["id"])
-            if job is None:
-                return api_error(404, "NOT_FOUND", f"Batch batches/{m['id']} not found.")
-            if job["state"] not in TERMINAL:
-                job["state"] = "BATCH_STATE_CANCELLED"
-        return Response(200, {})
-
-    def _batch_delete(self, req: Request, m: re.Match[str]) -> Response:
-        with self._state_lock:
-            self.batches.pop(m["id"], None)
-        return Response(200, {})
 
 
 def main() -> None:
