@@ -222,7 +222,12 @@ class FakeGemini(CachesMixin, BatchesMixin, FakeServer):
                         "reason": "API_KEY_INVALID",
                         "domain": "googleapis.com",
                         "metadata": {"service": "generativelanguage.googleapis.com"},
-                    }
+                    },
+                    # The real API echoes the rejected key back in a debug detail.
+                    {
+                        "@type": "type.googleapis.com/google.rpc.DebugInfo",
+                        "detail": f"Invalid API key: {key}",
+                    },
                 ],
             )
         return super().dispatch(req)

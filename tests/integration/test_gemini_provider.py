@@ -210,13 +210,18 @@ def test_unknown_model_lists_close_names(fake: FakeGemini) -> None:
         p.check_model()
 
 
-def test_a_rejected_key_is_one_line_naming_the_variable(fake: FakeGemini) -> None:
-    p = provider(fake, key="wrong-key")
+def test_a_rejected_key_is_one_line_naming_the_variable_and_never_echoed(
+    fake: FakeGemini, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.min_cache_tokens = 10  # a cache creation is tried first and fails on the key too
+    p = provider(fake, key="wrong-key-1234", gemini={"min_cache_tokens": 10})
     with pytest.raises(ConfigError) as err:
         p.classify(texts(), taxonomy(p), [])
     assert "GEMINI_API_KEY" in str(err.value) and "--provider local" in str(err.value)
-    assert "wrong-key" not in str(err.value)
-    assert fake.requests[0].headers["x-goog-api-key"] == "wrong-key"
+    assert fake.requests[0].headers["x-goog-api-key"] == "wrong-key-1234"
+    out = capsys.readouterr()
+    assert "context cache not created" in out.out + out.err  # the failure was logged...
+    assert "wrong-key-1234" not in str(err.value) + out.out + out.err  # ...without the key
 
 
 def test_embeddings_are_deterministic_and_similar_texts_are_close(fake: FakeGemini) -> None:

@@ -162,7 +162,7 @@ def _create(
         with transaction(ctx.sessions) as s:
             failed = s.scalars(select(BatchJob).where(BatchJob.name == row.name)).one()
             failed.state, failed.completed_at = "NOT_CREATED", utcnow()
-            failed.error = getattr(exc, "reason", None) or str(exc)[:500]
+            failed.error = getattr(exc, "reason", None) or type(exc).__name__
         raise
     with transaction(ctx.sessions) as s:
         done = s.scalars(select(BatchJob).where(BatchJob.name == row.name)).one()

@@ -80,6 +80,13 @@ def error_detail(exc: genai_errors.APIError, key: str) -> Any:
     return None
 
 
+def describe(exc: Exception) -> str:
+    """A short error text without the response's details (they can echo the API key)."""
+    if isinstance(exc, genai_errors.APIError):
+        return f"{exc.code} {exc.status}: {exc.message}"[:300]
+    return type(exc).__name__
+
+
 def retry_delay(exc: genai_errors.APIError) -> float | None:
     raw = error_detail(exc, "retryDelay")
     try:
@@ -266,7 +273,7 @@ class GeminiProvider:
         """Map an error that outlived its retries to a stop, a failed batch or a user error."""
         record.outcome = "error"
         if isinstance(exc, genai_errors.APIError):
-            record.error = f"{exc.code} {exc.status}: {exc.message}"[:500]
+            record.error = describe(exc)
             if exc.code in (400, 401, 403) and error_detail(exc, "reason") == "API_KEY_INVALID":
                 return ConfigError(
                     "the Gemini API rejected GEMINI_API_KEY (API key not valid);"
@@ -316,7 +323,7 @@ class GeminiProvider:
                 name = cache.name
                 self._cache_records.append(self._cache_record(cache))
         except (genai_errors.APIError, httpx.HTTPError) as exc:
-            log.warning("context cache not created, continuing without it", error=str(exc)[:200])
+            log.warning("context cache not created, continuing without it", error=describe(exc))
         self._caches[digest] = name
         return name
 
@@ -351,7 +358,7 @@ class GeminiProvider:
                 try:
                     self.client.caches.delete(name=name)
                 except (genai_errors.APIError, httpx.HTTPError) as exc:
-                    log.warning("could not delete context cache", cache=name, error=str(exc)[:200])
+                    log.warning("could not delete context cache", cache=name, error=describe(exc))
             self._caches.pop(digest, None)
 
     # -- models and embeddings -----------------------------------------------------------
