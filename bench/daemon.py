@@ -129,6 +129,9 @@ def cycle(issues: int, questions: int, provider: str) -> None:
                     "TRIAGE_STACKEXCHANGE__TAGS": '["bench"]',
                     "TRIAGE_LLM__PROVIDER": provider,
                     "TRIAGE_LLM__DAILY_TOKEN_BUDGET": "0",
+                    # The fakes' items date from 2020 on: windows wide enough to hold them all.
+                    "TRIAGE_THEMES__WINDOW": "5000d",
+                    "TRIAGE_DIGEST__WINDOW": "5000d",
                     "TRIAGE_LOGGING__LEVEL": "WARNING",
                     "GITHUB_TOKEN": "ghp_" + "b" * 36,
                 }
@@ -153,11 +156,12 @@ def cycle(issues: int, questions: int, provider: str) -> None:
             seconds = time.perf_counter() - started
             code = os.waitstatus_to_exitcode(status)
             rows = sqlite3.connect(cwd / "bench.db").execute(
-                "SELECT job, outcome, started_at, finished_at, error FROM job_runs ORDER BY id"
+                "SELECT job, outcome, started_at, finished_at, error, counts"
+                " FROM job_runs ORDER BY id"
             )
             jobs = [
-                f"{job} {outcome} {_secs(a, b):.1f}s" + (f" ({err[:80]})" if err else "")
-                for job, outcome, a, b, err in rows
+                f"{job} {outcome} {_secs(a, b):.1f}s {counts}" + (f" ({err[:80]})" if err else "")
+                for job, outcome, a, b, err, counts in rows
             ]
             items = sqlite3.connect(cwd / "bench.db").execute("SELECT count(*) FROM items")
             count = items.fetchone()[0]
@@ -170,7 +174,7 @@ def cycle(issues: int, questions: int, provider: str) -> None:
         f"one cycle over {count} new items ({provider} provider): {seconds:.1f}s wall,"
         f" peak RSS {usage.ru_maxrss / 1024:.0f} MB, exit code {code}"
     )
-    print("  " + "; ".join(jobs))
+    print("\n".join("  " + j for j in jobs))
 
 
 def _secs(a: str, b: str | None) -> float:
