@@ -119,9 +119,7 @@ def analyze(
         bool,
         typer.Option("--batch-mode", help="Submit Gemini Batch Mode jobs (half price, slower)"),
     ] = False,
-    poll: Annotated[
-        bool, typer.Option("--poll", help="Collect finished Batch Mode jobs")
-    ] = False,
+    poll: Annotated[bool, typer.Option("--poll", help="Collect finished Batch Mode jobs")] = False,
     reanalyze: Annotated[
         bool,
         typer.Option("--reanalyze", help="Analyse again even items whose text is unchanged"),
