@@ -24,11 +24,12 @@ from tests.fakes.corpus import PROBLEMS, Problem
 from tests.fakes.gemini import FakeGemini, Prompt
 
 THEME_RE = re.compile(
-    r"<<<THEME (?P<id>[TN]\d+)>>>\n(?P<title>[^\n]*)\n(?P<desc>.*?)\n<<<END>>>", re.S
+    r"<<<THEME (?P<id>[TR]\d+)>>>\n(?P<title>[^\n]*)\n(?P<desc>.*?)\n<<<END>>>", re.S
 )
 ITEM_RE = re.compile(
     r"<<<ITEM (?P<id>i\d+) (?P<source>\w+)>>>\n(?P<title>[^\n]*)\n(?P<text>.*?)\n<<<END>>>", re.S
 )
+WORD_RE = re.compile(r"\w+(?:[.-]\w+)*")
 PAIR_RE = re.compile(
     r"<<<PAIR (?P<id>p\d+)>>>\nA \((?P<sa>\w+)\): (?P<a>.*?)\nB \((?P<sb>\w+)\): (?P<b>.*?)"
     r"\n<<<END>>>",
@@ -66,10 +67,14 @@ def _top_words(text: str, n: int = 4) -> list[str]:
     return list(dict.fromkeys(words))[:n]
 
 
+def _words(text: str) -> str:
+    return " " + " ".join(WORD_RE.findall(text.lower())) + " "
+
+
 def problem_of(text: str, problems: list[Problem]) -> str | None:
     """The known problem whose phrases the text mentions most (the fake model's insight)."""
-    low = text.lower()
-    hits = [(sum(p.lower() in low for p in prob.phrases), prob.name) for prob in problems]
+    low = _words(text)
+    hits = [(sum(_words(p) in low for p in prob.phrases), prob.name) for prob in problems]
     best = max(hits, default=(0, ""))
     return best[1] if best[0] > 0 else None
 

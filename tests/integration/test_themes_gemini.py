@@ -139,7 +139,10 @@ def test_answers_naming_unknown_themes_are_rejected(ctx: Context, fake: FakeGemi
 def test_split_into_several_calls_only_past_the_token_budget(
     tmp_path: Path, fake: FakeGemini
 ) -> None:
-    items = batch(PROBLEMS[:4], 10, DAY1, seed=4)
+    # Two problems first, two more a day later: later calls meet new problems too.
+    items = batch(PROBLEMS[:2], 10, DAY1, seed=4) + batch(
+        PROBLEMS[2:4], 10, DAY1 + timedelta(days=1), seed=5, first_number=100
+    )
     (tmp_path / "big").mkdir()
     big = make_ctx(tmp_path / "big", fake)
     add(big, items)
@@ -158,8 +161,14 @@ def test_split_into_several_calls_only_past_the_token_budget(
     assert max(sizes) <= 1000, sizes
     # New themes proposed by an earlier call are offered to later calls, not founded again.
     prompts = fake_themes.switches(fake).prompts[1:]
-    assert "<<<THEME N1>>>" in prompts[-1]
-    assert len(set(assignments(small).values())) == one_call_themes == 4
+    assert "<<<THEME R1>>>" in prompts[-1]
+    assigned = assignments(small)
+    assert len(set(assigned.values())) == one_call_themes == 4
+    truth = {**truth_of(items[:20], 10), **truth_of(items[20:], 10, offset=2)}
+    per_theme: dict[int, set[str]] = {}
+    for key, tid in assigned.items():
+        per_theme.setdefault(tid, set()).add(truth[key])
+    assert all(len(problems) == 1 for problems in per_theme.values()), per_theme
     small.close()
 
 

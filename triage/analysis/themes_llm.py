@@ -47,9 +47,9 @@ then description), and ITEMS, each between `<<<ITEM <id> <source>>>>` and `<<<EN
 then a summary or the start of the body).
 
 Answer:
-- assignments: one {"item", "theme"} per item id, every item exactly once. "theme" is an
-  existing theme id (`T…`) when the item is about that theme's problem, even if the theme is
-  old; otherwise the id of a new theme you propose (`N1`, `N2`, …).
+- assignments: one {"item", "theme"} per item id, every item exactly once. "theme" is the id
+  of an existing theme (`T…` or `R…`) when the item is about that theme's problem, even if the
+  theme is old; otherwise the id of a new theme you propose (`N1`, `N2`, …).
 - new_themes: {"id", "title", "description"} for each new theme you used. Title: at most 8
   words naming the problem; description: one sentence. Propose a new theme only when no
   existing theme fits; put every item about the same new problem into the same new theme.
@@ -89,7 +89,7 @@ JsonCall = Callable[[str, str, type, int], Reply]
 class Shown:
     """A theme as one prompt shows it: a real theme (int id) or one proposed earlier this run."""
 
-    label: str  # T12 / N3
+    label: str  # T12 (stored theme) / R3 (proposed earlier in this run)
     target: int | str
     title: str
     description: str
@@ -255,7 +255,7 @@ class LLMThemer:
             run.plan.new.append(new)
             run.shown.append(
                 Shown(
-                    f"N{len(run.proposed)}",
+                    f"R{len(run.proposed)}",  # not N: the next call numbers its own N1...
                     new.ref,
                     new.title,
                     new.description,

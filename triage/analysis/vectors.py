@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -165,9 +165,10 @@ def distinctive_terms(
         background = np.asarray(space.matrix.mean(axis=0)).ravel()
     score = (inside - background) * (0.5 + coverage)
     order = np.argsort(-score)[: n * 8]
-    sample = [space.texts[r] for r in list(rows)[:50]]
-    terms = [str(space.terms[i]) for i in order if score[i] > 0]
-    return _prefer_phrases([t for t in terms if any(said(t, x) for x in sample)], n)
+    # Sentence ends separate the sample texts, so no phrase is found across two of them.
+    sample = "\n.\n".join(space.texts[r] for r in list(rows)[:50])
+    terms = (str(space.terms[i]) for i in order if score[i] > 0)
+    return _prefer_phrases((t for t in terms if said(t, sample)), n)
 
 
 def shared_terms(space: Tfidf, a: int, b: int, n: int = 4) -> list[str]:
@@ -175,23 +176,26 @@ def shared_terms(space: Tfidf, a: int, b: int, n: int = 4) -> list[str]:
     va, vb = space.matrix[a], space.matrix[b]
     both = va.multiply(vb).tocoo()
     order = np.argsort(-both.data)[: n * 8]
-    terms = [str(space.terms[both.col[i]]) for i in order]
+    terms = (str(space.terms[both.col[i]]) for i in order)
     ta, tb = space.texts[a], space.texts[b]
-    return _prefer_phrases([t for t in terms if said(t, ta) and said(t, tb)], n)
+    return _prefer_phrases((t for t in terms if said(t, ta) and said(t, tb)), n)
 
 
 def said(term: str, text: str) -> bool:
     """Whether a bigram was written as a phrase, not pieced together across dropped stop words
     or a sentence end (`cut off since latest` gives the bigram `cut latest`)."""
-    words = term.split()
-    if len(words) < 2:
+    if " " not in term:
         return True
+    return _phrase(term).search(text) is not None
+
+
+@lru_cache(maxsize=4096)
+def _phrase(term: str) -> re.Pattern[str]:
     gap = r"[^\w.!?]+"
-    pattern = r"(?<![\w])" + gap.join(re.escape(w) for w in words) + r"(?![\w])"
-    return re.search(pattern, text) is not None
+    return re.compile(r"(?<![\w])" + gap.join(re.escape(w) for w in term.split()) + r"(?![\w])")
 
 
-def _prefer_phrases(terms: list[str], n: int) -> list[str]:
+def _prefer_phrases(terms: Iterable[str], n: int) -> list[str]:
     """Keep a bigram over the single words it contains, so names read as phrases."""
     chosen: list[str] = []
     for term in terms:
