@@ -20,6 +20,7 @@ from triage.context import Context
 from triage.db import migrate, store
 from triage.db.engine import transaction
 from triage.db.schema import Duplicate, Embedding, Item, LLMCall
+from triage.errors import BudgetExhausted
 from triage.sources.base import ItemIn, stackexchange_key
 
 DAY1 = datetime(2025, 3, 3)
@@ -200,3 +201,24 @@ def test_a_failed_judgement_is_retried_next_run(gemini_ctx: Context, fake: FakeG
     second = dups.run_for_context(gemini_ctx)
     assert second.failed == 0 and second.linked >= 1
     assert embed_requests(fake) == [len(items)]
+
+
+def test_judging_stops_at_the_token_budget_and_resumes(tmp_path: Path, fake: FakeGemini) -> None:
+    items = batch(PROBLEMS, 10, DAY1, seed=13)
+    # Room for the embeddings and about one batch of judgements of 20 pairs.
+    tight = make_ctx(tmp_path, fake, max_items_per_call=20, daily_token_budget=12_000)
+    add(tight, items)
+    with pytest.raises(BudgetExhausted, match="daily token budget reached"):
+        dups.run_for_context(tight)
+    with tight.sessions() as s:
+        judged = s.scalar(
+            select(func.count()).select_from(LLMCall).where(LLMCall.purpose == "duplicates")
+        )
+    assert judged and judged >= 1
+    assert embed_requests(fake) == [80]
+    tight.close()
+
+    roomy = make_ctx(tmp_path, fake, max_items_per_call=20)
+    result = dups.run_for_context(roomy)
+    assert result.embedded == 0 and result.failed == 0 and result.judged > 0
+    roomy.close()

@@ -22,6 +22,7 @@ from triage.context import Context
 from triage.db import migrate, store
 from triage.db.engine import transaction
 from triage.db.schema import LLMCall, Theme, ThemeItem
+from triage.errors import BudgetExhausted
 from triage.sources.base import ItemIn
 
 EPOCH = datetime(2000, 1, 1)
@@ -218,3 +219,24 @@ def test_model_merge_of_two_existing_themes_is_recorded(ctx: Context, fake: Fake
         younger = s.get(Theme, b.id)
         assert younger is not None and younger.merged_into == a.id and younger.merged_at
     assert set(assignments(ctx).values()) == {a.id}
+
+
+def test_token_budget_stops_cleanly_and_the_next_run_continues(
+    tmp_path: Path, fake: FakeGemini
+) -> None:
+    items = batch(PROBLEMS[:4], 10, DAY1, seed=7)
+    tight = make_ctx(tmp_path, fake, max_prompt_tokens=1000, daily_token_budget=2500)
+    add(tight, items)
+    with pytest.raises(BudgetExhausted, match="daily token budget reached"):
+        th.run_for_context(tight, EPOCH, "gemini")
+    done = assignments(tight)
+    assert 0 < len(done) < len(items)
+    assert sum(c.input_tokens + c.output_tokens for c in theme_calls(tight)) <= 2500
+    tight.close()
+
+    roomy = make_ctx(tmp_path, fake, max_prompt_tokens=1000)
+    result = th.run_for_context(roomy, EPOCH, "gemini")
+    assert not result.skipped and result.pending == len(items) - len(done)
+    assert len(assignments(roomy)) == len(items)
+    assert {k: v for k, v in assignments(roomy).items() if k in done} == done
+    roomy.close()

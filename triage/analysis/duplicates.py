@@ -24,7 +24,7 @@ from triage.context import Context
 from triage.db import store
 from triage.db.engine import transaction
 from triage.db.schema import Duplicate, Embedding, Item, LLMCall
-from triage.errors import ConfigError
+from triage.errors import ConfigError, TriageError
 from triage.providers.base import CallRecord
 from triage.providers.packing import trim_code_and_logs
 
@@ -64,6 +64,7 @@ class Judged:
     links: list[Link] = field(default_factory=list)  # every judged pair, kept or not
     calls: list[CallRecord] = field(default_factory=list)
     failed: int = 0  # pairs the judge could not answer (retried next run)
+    exhausted: TriageError | None = None  # the token budget stopped judging early
 
 
 Judge = Callable[[list[Candidate]], Judged]
@@ -291,6 +292,8 @@ def run_duplicates(
             store.set_cursor(session, f"duplicates:{provider}:{model}", considered.isoformat())
     run.calls += len(judged.calls)
     run.links = sorted(keep, key=lambda link: -link.confidence)
+    if judged.exhausted is not None:
+        raise judged.exhausted  # links found so far are stored; the rest waits for the budget
     return run
 
 

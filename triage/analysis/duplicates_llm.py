@@ -10,6 +10,7 @@ import numpy as np
 from google.genai import errors as genai_errors
 from pydantic import BaseModel, Field, ValidationError
 
+from triage.analysis.budget import Budget
 from triage.analysis.duplicates import Candidate, DupDoc, Embedder, Judge, Judged, Link
 from triage.context import Context
 from triage.errors import ConfigError, ProviderError, QuotaExhausted
@@ -24,6 +25,7 @@ log = get_logger("triage.duplicates")
 PROMPT_VERSION = "duplicates-1"
 EMBED_DIMENSIONS = 768  # a quarter of the default size; similarity ranks almost the same
 PAIR_ITEM_CHARS = 600
+ANSWER_TOKENS = 40  # one {"id", "confidence", "reason"} answer
 
 SYSTEM = """purpose: duplicates
 You find duplicate reports in a software project's GitHub issues and Stack Overflow questions.
@@ -67,10 +69,13 @@ def render_pair(pair_id: str, c: Candidate) -> str:
 class LLMJudge:
     """Judges candidate pairs in packed batches; unanswered pairs count as failed."""
 
-    def __init__(self, call: JsonCall, max_prompt_tokens: int, max_pairs: int) -> None:
+    def __init__(
+        self, call: JsonCall, max_prompt_tokens: int, max_pairs: int, budget: Budget | None = None
+    ) -> None:
         self.call = call
         self.max_prompt_tokens = max_prompt_tokens
         self.max_pairs = max_pairs
+        self.budget = budget
 
     def __call__(self, pairs: list[Candidate]) -> Judged:
         out = Judged()
@@ -79,6 +84,11 @@ class LLMJudge:
             pairs, lambda c: estimate_tokens(render_pair("p0000", c)) + 1, room, self.max_pairs
         )
         for n, batch in enumerate(batches):
+            if self.budget is not None and not self.budget.allows(self._estimate(batch)):
+                left = sum(len(b) for b in batches[n:])
+                out.failed += left
+                out.exhausted = self.budget.exhausted(left)
+                break
             try:
                 self._judge(batch, out)
             except CallFailed as exc:
@@ -91,6 +101,11 @@ class LLMJudge:
                     break
         return out
 
+    @staticmethod
+    def _estimate(batch: Sequence[Candidate]) -> int:
+        prompt = sum(estimate_tokens(render_pair("p0000", c)) + 1 for c in batch)
+        return estimate_tokens(SYSTEM) + prompt + ANSWER_TOKENS * len(batch)
+
     def _judge(self, batch: Sequence[Candidate], out: Judged) -> None:
         ids = [f"p{n}" for n in range(1, len(batch) + 1)]
         user = f"Judge these {len(batch)} pairs.\n\n" + "\n\n".join(
@@ -98,6 +113,9 @@ class LLMJudge:
         )
         reply = self.call(SYSTEM, user, PairsAnswer, len(batch))
         out.calls.append(reply.record)
+        if self.budget is not None:
+            used = reply.record.input_tokens + reply.record.output_tokens
+            self.budget.add(used, reply.record.cost_usd)
         try:
             answer = PairsAnswer.model_validate(decode(reply.text))
         except (ValueError, ValidationError):
@@ -117,9 +135,10 @@ class LLMJudge:
 class GeminiEmbedder:
     """gemini-embedding-001 through batchEmbedContents (the SDK's embed_content), 100 a call."""
 
-    def __init__(self, provider: Any, model: str) -> None:
+    def __init__(self, provider: Any, model: str, budget: Budget | None = None) -> None:
         self.provider = provider
         self.model = model
+        self.budget = budget
 
     def embed(self, texts: list[str]) -> tuple[list[np.ndarray], CallRecord]:
         record = CallRecord(
@@ -130,6 +149,10 @@ class GeminiEmbedder:
             items=len(texts),
             input_tokens=sum(estimate_tokens(t) for t in texts),
         )
+        if self.budget is not None:
+            if not self.budget.allows(record.input_tokens):
+                raise self.budget.exhausted(len(texts))  # vectors made so far are kept
+            self.budget.add(record.input_tokens)
         try:
             values = self.provider.embed(texts, EMBED_DIMENSIONS)
         except genai_errors.APIError as exc:
@@ -173,5 +196,8 @@ def for_context(ctx: Context, name: str) -> tuple[Embedder, Judge, str]:
         return reply
 
     llm = ctx.config.llm
-    judge = LLMJudge(call, llm.max_prompt_tokens, llm.max_items_per_call)
-    return GeminiEmbedder(provider, llm.gemini.embedding_model), judge, provider.model
+    with ctx.sessions() as session:
+        budget = Budget.load(session, llm)  # one budget for embeddings and judgements
+    judge = LLMJudge(call, llm.max_prompt_tokens, llm.max_items_per_call, budget)
+    embedder = GeminiEmbedder(provider, llm.gemini.embedding_model, budget)
+    return embedder, judge, provider.model

@@ -23,7 +23,7 @@ from triage.context import Context
 from triage.db import store
 from triage.db.engine import transaction
 from triage.db.schema import Analysis, Item, LLMCall, Theme, ThemeItem
-from triage.errors import ConfigError
+from triage.errors import ConfigError, TriageError
 from triage.providers.base import CallRecord
 
 LEFTOVER_CURSOR = "themes:leftover"
@@ -73,6 +73,7 @@ class ThemePlan:
     calls: list[CallRecord] = field(default_factory=list)
     rejected: int = 0  # answers naming a theme that does not exist
     failed: set[str] = field(default_factory=set)  # keys a failed call left unplanned
+    exhausted: TriageError | None = None  # the token budget stopped the run early
 
 
 @dataclass
@@ -287,6 +288,8 @@ def run_themes(
         }
         store.set_cursor(session, LEFTOVER_CURSOR, None, {"provider": provider, "items": left})
     result.pending, result.left_over, result.failed = len(docs), len(left), len(plan.failed)
+    if plan.exhausted is not None:
+        raise plan.exhausted  # after saving what was planned: the rest waits for the budget
     return result
 
 
