@@ -13,7 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from typer.testing import CliRunner
+
 from tests.e2e.cli import CLEAN_PREFIXES
+from triage import logs
+from triage.cli import app
 
 Event = dict[str, Any]
 
@@ -130,3 +134,13 @@ class Daemon:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> Any:
+    """`triage ARGS` in-process (typer's CliRunner)."""
+    try:
+        return CliRunner().invoke(app, list(args), env=env)
+    finally:
+        # The command pointed the log at CliRunner's stream, closed once it returns; point it
+        # back at the real stderr so later log lines in this process have somewhere to go.
+        logs.configure()

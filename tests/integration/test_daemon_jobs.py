@@ -10,14 +10,12 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import create_engine, select, text
-from typer.testing import CliRunner
 
 from jobs import registry, runs
 from jobs.daemon import Daemon, Options
 from jobs.registry import JobSpec
-from tests.daemon_proc import write_config
+from tests.daemon_proc import cli, write_config
 from tests.fakes.github import FakeGitHub
-from triage.cli import app
 from triage.config import Config, Secrets
 from triage.context import Context
 from triage.db import migrate
@@ -166,7 +164,7 @@ def test_status_shows_each_jobs_last_run_next_run_and_failures(
     cfg = write_config(
         tmp_path / "triage.toml", {"database": {"url": sqlite_url}, "schedule": {"themes": "off"}}
     )
-    result = CliRunner().invoke(app, ["--config", str(cfg), "status", "--json"])
+    result = cli("--config", str(cfg), "status", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     jobs = data["jobs"]
@@ -177,7 +175,7 @@ def test_status_shows_each_jobs_last_run_next_run_and_failures(
     assert jobs["boom"]["outcome"] == "failed"
     assert data["job_failures_24h"] == 1
     assert data["recent_failures"][0]["error"] == "RuntimeError: kaboom"
-    table = CliRunner().invoke(app, ["--config", str(cfg), "status"])
+    table = cli("--config", str(cfg), "status")
     assert table.exit_code == 0 and "next run" in table.output
     assert "boom failed: RuntimeError: kaboom" in table.output
 

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from typer.testing import CliRunner
 
-from tests.daemon_proc import write_config
+from tests.daemon_proc import cli, write_config
 from tests.fakes.github import FakeGitHub
 from tests.label_seed import (
     REPO,
@@ -22,7 +21,6 @@ from tests.label_seed import (
     set_threshold,
     sync,
 )
-from triage.cli import app
 from triage.context import Context
 from triage.db.schema import LabelCorrection, LabelWrite
 from triage.sinks import github_labels
@@ -244,10 +242,9 @@ def test_label_command_shows_the_plan_and_applies_it(
         tmp_path / "triage.toml",
         {"database": {"url": sqlite_url}, "github": {"api_url": gh.base_url, "repos": [REPO]}},
     )
-    runner = CliRunner()
     env = {"GITHUB_TOKEN": TOKEN, "COLUMNS": "200"}
 
-    plan = runner.invoke(app, ["--config", str(cfg), "label"], env=env)
+    plan = cli("--config", str(cfg), "label", env=env)
 
     assert plan.exit_code == 0, plan.output
     assert "[bold]Crash[/bold] on start" in plan.output
@@ -256,7 +253,7 @@ def test_label_command_shows_the_plan_and_applies_it(
     assert label_posts(gh) == 0
     gh.fail(rf"/repos/{REPO}/issues/2/labels$", 403, "Resource not accessible by integration")
 
-    applied = runner.invoke(app, ["--config", str(cfg), "label", "--apply"], env=env)
+    applied = cli("--config", str(cfg), "label", "--apply", env=env)
 
     assert applied.exit_code == 1
     errors = [line for line in applied.output.splitlines() if line.startswith("error:")]
@@ -265,6 +262,6 @@ def test_label_command_shows_the_plan_and_applies_it(
         f" the token needs write access to issues in {REPO} (Issues: read and write)"
     ]
     assert "applied 1 labels, skipped 0, failed 1" in applied.output
-    again = runner.invoke(app, ["--config", str(cfg), "label", "--apply"], env=env)
+    again = cli("--config", str(cfg), "label", "--apply", env=env)
     assert again.exit_code == 0 and "applied 1 labels, skipped 0, failed 0" in again.output
     assert issue_labels(gh, 1) == ["bug"] and issue_labels(gh, 2) == ["enhancement"]
