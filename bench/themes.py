@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from pydantic import SecretStr  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
-import tests.fakes.gemini_themes as fake_themes  # noqa: E402
+import tests.fakes.themes_model as fake_themes  # noqa: E402
 from tests.fakes.corpus import Problem, batch, synthetic_problems  # noqa: E402
 from tests.fakes.gemini import DEFAULT_KEY, FakeGemini  # noqa: E402
 from triage.analysis import duplicates as dups  # noqa: E402

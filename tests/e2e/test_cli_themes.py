@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import tests.fakes.gemini_themes  # noqa: F401  (registers the themes/duplicates responders)
+import tests.fakes.themes_model  # noqa: F401  (registers the themes/duplicates responders)
 from tests.fakes.corpus import PROBLEMS, batch
 from tests.fakes.gemini import DEFAULT_KEY, FakeGemini
 from tests.integration.test_duplicates import cross_post

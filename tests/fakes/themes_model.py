@@ -1,10 +1,10 @@
-"""What the fake Gemini answers to themes and duplicates prompts (`purpose: themes|duplicates`).
+"""What the fake models answer to themes and duplicates prompts (`purpose: themes|duplicates`).
 
 A small deterministic "model": it reads the prompt the way the real one would (themes and
 items between their delimiters) and answers in the requested JSON. For themes it recognises the
 made-up problems of tests/fakes/corpus.py by their phrases (a well-behaved model, so tests can
 check what our code does with its answers); duplicates it judges by TF-IDF similarity.
-Importing this module registers both responders on FakeGemini.
+Importing this module registers both responders on FakeGemini and FakeOpenAI.
 
 Switches per fake, through `switches(fake)`: `unknown_theme_next` (answer that many items with
 a theme id the prompt never showed), `ignore_existing` (never reuse an existing theme).
@@ -21,7 +21,8 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from tests.fakes.corpus import PROBLEMS, Problem
-from tests.fakes.gemini import FakeGemini, Prompt
+from tests.fakes.gemini import FakeGemini
+from tests.fakes.openai import FakeOpenAI
 
 THEME_RE = re.compile(
     r"<<<THEME (?P<id>[TR]\d+)>>>\n(?P<title>[^\n]*)\n(?P<desc>.*?)\n<<<END>>>", re.S
@@ -45,10 +46,10 @@ class Switches:
     problems: list[Problem] = field(default_factory=lambda: list(PROBLEMS))  # what it knows
 
 
-_SWITCHES: weakref.WeakKeyDictionary[FakeGemini, Switches] = weakref.WeakKeyDictionary()
+_SWITCHES: weakref.WeakKeyDictionary[object, Switches] = weakref.WeakKeyDictionary()
 
 
-def switches(fake: FakeGemini) -> Switches:
+def switches(fake: object) -> Switches:
     if fake not in _SWITCHES:
         _SWITCHES[fake] = Switches()
     return _SWITCHES[fake]
@@ -79,12 +80,12 @@ def problem_of(text: str, problems: list[Problem]) -> str | None:
     return best[1] if best[0] > 0 else None
 
 
-def themes_responder(prompt: Prompt, schema: Any) -> dict[str, Any]:
+def answer_themes(fake: object, user: str) -> dict[str, Any]:
     """Items join the shown theme about their problem, else one new theme per problem."""
-    sw = switches(prompt.fake)
-    sw.prompts.append(prompt.user)
-    themes = [m.groupdict() for m in THEME_RE.finditer(prompt.user)]
-    items = [m.groupdict() for m in ITEM_RE.finditer(prompt.user)]
+    sw = switches(fake)
+    sw.prompts.append(user)
+    themes = [m.groupdict() for m in THEME_RE.finditer(user)]
+    items = [m.groupdict() for m in ITEM_RE.finditer(user)]
     owner: dict[str, str] = {}  # problem -> shown theme id
     merges = []
     for t in themes:
@@ -122,8 +123,9 @@ def _phrases(problem: str, problems: list[Problem]) -> tuple[str, ...]:
     return next((p.phrases for p in problems if p.name == problem), ())
 
 
-def duplicates_responder(prompt: Prompt, schema: Any) -> dict[str, Any]:
-    pairs = [m.groupdict() for m in PAIR_RE.finditer(prompt.user)]
+def answer_duplicates(user: str) -> dict[str, Any]:
+    """Confidence from the TF-IDF similarity of A and B; the reason names shared words."""
+    pairs = [m.groupdict() for m in PAIR_RE.finditer(user)]
     texts = [p["a"] for p in pairs] + [p["b"] for p in pairs]
     sims = _space(texts) if texts else np.zeros((0, 0))
     out = []
@@ -135,5 +137,7 @@ def duplicates_responder(prompt: Prompt, schema: Any) -> dict[str, Any]:
     return {"pairs": out}
 
 
-FakeGemini.responders["themes"] = themes_responder
-FakeGemini.responders["duplicates"] = duplicates_responder
+FakeGemini.responders["themes"] = lambda prompt, schema: answer_themes(prompt.fake, prompt.user)
+FakeGemini.responders["duplicates"] = lambda prompt, schema: answer_duplicates(prompt.user)
+FakeOpenAI.responders["themes"] = lambda fake, system, user: answer_themes(fake, user)
+FakeOpenAI.responders["duplicates"] = lambda fake, system, user: answer_duplicates(user)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-import tests.fakes.gemini_themes  # noqa: F401  (registers the duplicates responder)
+import tests.fakes.themes_model  # noqa: F401  (registers the duplicates responder)
 from tests.fakes.corpus import PROBLEMS, batch
 from tests.fakes.gemini import FakeGemini
 from tests.integration.test_themes_gemini import make_ctx

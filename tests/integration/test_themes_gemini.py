@@ -13,7 +13,7 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
-import tests.fakes.gemini_themes as fake_themes
+import tests.fakes.themes_model as fake_themes
 from tests.fakes.corpus import PROBLEMS, batch
 from tests.fakes.gemini import DEFAULT_KEY, FakeGemini
 from triage.analysis import themes as th

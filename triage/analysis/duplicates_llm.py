@@ -187,7 +187,10 @@ def for_context(ctx: Context, name: str) -> tuple[Embedder, Judge, str]:
 
     provider: Any = get_provider(ctx, name)
     if not hasattr(provider, "generate_json") or not hasattr(provider, "embed"):
-        raise ConfigError(f"the {name} provider cannot find duplicates; use gemini or local")
+        raise ConfigError(
+            f"the {name} provider has no embeddings to find duplicates with;"
+            " run `triage duplicates --provider local` (or gemini)"
+        )
 
     def call(system: str, user: str, schema: type, items: int) -> Reply:
         reply: Reply = provider.generate_json(
