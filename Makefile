@@ -34,6 +34,7 @@ bench: install
 	$(BIN)/python bench/digest.py
 	$(BIN)/python bench/daemon.py
 	$(BIN)/python bench/llm_cost.py
+	$(BIN)/python bench/themes.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
