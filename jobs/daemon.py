@@ -29,7 +29,7 @@ from jobs import locks, runs, schedule
 from jobs.registry import JobFailed, JobSkipped, JobSpec, request_stop, schedule_for
 from triage.context import Context
 from triage.db.store import utcnow
-from triage.errors import TriageError
+from triage.errors import BudgetExhausted, TriageError
 from triage.logs import get_logger, redact
 
 log = get_logger("triage.daemon")
@@ -295,6 +295,8 @@ class Daemon:
                 outcome, error = runs.INTERRUPTED, "stopped early on shutdown; resumes next run"
         except JobSkipped as exc:
             outcome, counts, error = runs.SKIPPED, exc.counts, one_line(exc)
+        except BudgetExhausted as exc:  # state saved; the next day's slots continue
+            outcome, error = runs.SKIPPED, one_line(exc)
         except JobFailed as exc:
             outcome, counts, error = runs.FAILED, exc.counts, one_line(exc)
         except BaseException as exc:  # even SystemExit from a library must not leak the run

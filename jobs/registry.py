@@ -195,15 +195,19 @@ def themes(ctx: Context) -> Counts:
 
     since = store.utcnow() - parse_window(ctx.config.themes.window)
     run = th.run_for_context(ctx, since)
-    return {
+    counts = {
         "pending": run.pending,
         "assigned": run.assigned,
         "new_themes": run.new_themes,
         "merged": run.merged,
         "left_over": run.left_over,
+        "failed": run.failed,
         "calls": run.calls,
         "input_tokens": run.input_tokens,
     }
+    if run.failed:
+        raise JobFailed(f"{run.failed} items not themed (a model call failed)", counts)
+    return counts
 
 
 def duplicates(ctx: Context) -> Counts:
