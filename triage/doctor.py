@@ -67,6 +67,15 @@ def _gemini(ctx: Context) -> str:
 CHECKS.append(("gemini", _gemini))
 
 
+def _embeddings(ctx: Context) -> str:
+    from triage.analysis.duplicates_llm import doctor_check
+
+    return doctor_check(ctx)
+
+
+CHECKS.append(("embeddings", _embeddings))
+
+
 def _slack(ctx: Context) -> str:
     from triage.sinks.slack import check
 
@@ -77,7 +86,7 @@ CHECKS.append(("slack", _slack))
 
 
 def _schedule(ctx: Context) -> str:
-    from jobs.registry import doctor_check
+    from jobs.status import doctor_check
 
     return doctor_check(ctx)
 

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from jobs import registry, schedule
+from jobs import registry, schedule, status
 from triage.config import Config, Secrets
 from triage.context import Context
 from triage.errors import ConfigError
@@ -71,7 +71,7 @@ def _ctx(**sections: object) -> Context:
 
 def test_overview_shows_next_runs_and_why_jobs_are_off() -> None:
     ctx = _ctx(schedule={"themes": "off"}, labels={"apply": False})
-    overview = registry.schedule_overview(ctx)
+    overview = status.schedule_overview(ctx)
     assert overview["sync"]["next_run"] is not None
     assert overview["themes"] == {
         "schedule": "off",

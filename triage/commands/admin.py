@@ -107,11 +107,11 @@ def status_data(ctx: typer.Context) -> dict[str, Any]:
                 JobRun.outcome == "failed", JobRun.started_at >= now - timedelta(days=1)
             )
         )
-    from jobs import registry
+    from jobs import status as job_status
 
     # Every job with its schedule, next run and last run (any replica), and recent failures.
-    last_runs = registry.job_status(tctx)
-    recent_failures = registry.failures(tctx)
+    last_runs = job_status.job_status(tctx)
+    recent_failures = job_status.failures(tctx)
     total = sum(items.values())
     return {
         "items": items,
