@@ -20,7 +20,7 @@ from triage.context import Context
 from triage.db import migrate, store
 from triage.db.engine import transaction
 from triage.db.schema import Duplicate, Embedding, Item, LLMCall
-from triage.errors import BudgetExhausted
+from triage.errors import BudgetExhausted, ConfigError
 from triage.sources.base import ItemIn, stackexchange_key
 
 DAY1 = datetime(2025, 3, 3)
@@ -222,3 +222,20 @@ def test_judging_stops_at_the_token_budget_and_resumes(tmp_path: Path, fake: Fak
     result = dups.run_for_context(roomy)
     assert result.embedded == 0 and result.failed == 0 and result.judged > 0
     roomy.close()
+
+
+def test_doctor_checks_the_embedding_model(tmp_path: Path, fake: FakeGemini) -> None:
+    from triage.analysis.duplicates_llm import doctor_check
+
+    ok = make_ctx(tmp_path, fake)
+    assert doctor_check(ok) == "embedding model gemini-embedding-001 for duplicates"
+    ok.close()
+    (tmp_path / "bad").mkdir()
+    bad = make_ctx(
+        tmp_path / "bad",
+        fake,
+        gemini={"base_url": fake.base_url, "embedding_model": "text-embed-9"},
+    )
+    with pytest.raises(ConfigError, match="unknown Gemini embedding model 'text-embed-9'"):
+        doctor_check(bad)
+    bad.close()
