@@ -77,7 +77,13 @@ def describe(exc: Exception, what: str, repo: str) -> str:
         return f"GitHub refused {what} (410): issues are disabled in {repo}"
     if status == 422:
         errors = data.get("errors") if isinstance(data, dict) else None
-        extra = f" {errors}" if errors else ""
+        parts = [
+            " ".join(str(e.get(k)) for k in ("resource", "field", "code") if e.get(k))
+            if isinstance(e, dict)
+            else str(e)
+            for e in errors or []
+        ]
+        extra = f": {'; '.join(parts)}" if parts else ""
         return f"GitHub rejected {what} (422 {message or 'Validation Failed'}){extra}"
     if status is None:
         return f"could not reach GitHub while {what}: {type(exc).__name__}: {exc}"
