@@ -108,13 +108,21 @@ def centroid(rows: Matrix) -> np.ndarray:
     return mean / norm if norm > 0 else mean
 
 
-def centroids(matrix: Matrix, groups: Sequence[Sequence[int]]) -> np.ndarray:
-    """One normalised centroid per group of row indices, as a dense (groups x features) array."""
-    out = np.zeros((len(groups), matrix.shape[1]), dtype=np.float32)
-    for g, rows in enumerate(groups):
-        if len(rows):
-            out[g] = centroid(matrix[list(rows)])
-    return out
+def centroids(matrix: Matrix, groups: Sequence[Sequence[int]]) -> Matrix:
+    """One normalised centroid per group of row indices (an empty group gives a zero row).
+
+    Sparse in, sparse out: thousands of themes over a 100,000-term vocabulary stay small.
+    """
+    rows = [r for g in groups for r in g]
+    owners = [g for g, members in enumerate(groups) for _ in members]
+    weights = [1.0 / len(members) for members in groups for _ in members]
+    pick = sparse.csr_matrix(
+        (np.asarray(weights, dtype=np.float32), (owners, rows)),
+        shape=(len(groups), matrix.shape[0]),
+    )
+    means = pick @ matrix
+    out = normalize(means) if sparse.issparse(means) else normalize(np.asarray(means))
+    return sparse.csr_matrix(out) if sparse.issparse(matrix) else np.asarray(out, dtype=np.float32)
 
 
 def similarities(a: Matrix, b: Matrix) -> np.ndarray:
