@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from structlog.testing import capture_logs
 
 from tests.analysis_support import MIXED, gemini_config
 from tests.fakes.gemini import DEFAULT_KEY, FakeGemini
@@ -211,17 +212,17 @@ def test_unknown_model_lists_close_names(fake: FakeGemini) -> None:
 
 
 def test_a_rejected_key_is_one_line_naming_the_variable_and_never_echoed(
-    fake: FakeGemini, capsys: pytest.CaptureFixture[str]
+    fake: FakeGemini,
 ) -> None:
     fake.min_cache_tokens = 10  # a cache creation is tried first and fails on the key too
     p = provider(fake, key="wrong-key-1234", gemini={"min_cache_tokens": 10})
-    with pytest.raises(ConfigError) as err:
+    with capture_logs() as logs, pytest.raises(ConfigError) as err:
         p.classify(texts(), taxonomy(p), [])
     assert "GEMINI_API_KEY" in str(err.value) and "--provider local" in str(err.value)
     assert fake.requests[0].headers["x-goog-api-key"] == "wrong-key-1234"
-    out = capsys.readouterr()
-    assert "context cache not created" in out.out + out.err  # the failure was logged...
-    assert "wrong-key-1234" not in str(err.value) + out.out + out.err  # ...without the key
+    [logged] = [e for e in logs if e["event"] == "context cache not created, continuing without it"]
+    assert "API key not valid" in logged["error"]  # the failure was logged...
+    assert "wrong-key-1234" not in str(err.value) + repr(logs)  # ...without the key
 
 
 def test_embeddings_are_deterministic_and_similar_texts_are_close(fake: FakeGemini) -> None:
