@@ -35,6 +35,7 @@ from triage.providers.base import (
 from triage.providers.packing import estimate_tokens
 
 OUTPUT_TOKENS_PER_ITEM = 80  # what one answer object costs, for budget estimates
+EXAMPLE_SCAN = 5000  # newest items per pass searched for few-shot examples
 
 
 @dataclass
@@ -145,17 +146,23 @@ def examples_for(session: Session, config: Config, scopes: Iterable[str]) -> lis
         return []
     picked: dict[str, list[Example]] = {cat: [] for cat in config.taxonomy.categories}
     wanted = {cat for cat in picked if config.labels.map.get(cat)}
-    base = select(Item).where(Item.source == "github").order_by(Item.updated_at.desc(), Item.key)
+    # The most recently updated labelled issues are examples enough; never scan a whole history.
+    base = (
+        select(Item.title, Item.body, Item.labels)
+        .where(Item.source == "github")
+        .order_by(Item.updated_at.desc(), Item.key)
+        .limit(EXAMPLE_SCAN)
+    )
     scope_list = sorted(set(scopes))
     for stmt in (base.where(Item.scope.in_(scope_list)), base.where(Item.scope.not_in(scope_list))):
-        for item in session.scalars(stmt.execution_options(yield_per=500)):
-            cats = {label_to_cat[lb] for lb in item.labels or [] if lb in label_to_cat}
+        for title, body, labels in session.execute(stmt.execution_options(yield_per=500)):
+            cats = {label_to_cat[lb] for lb in labels or [] if lb in label_to_cat}
             if len(cats) != 1:
                 continue  # unlabelled, or labels that disagree: not a clean example
             cat = cats.pop()
             if cat in wanted and len(picked[cat]) < per:
-                mapped = tuple(lb for lb in item.labels if lb in label_to_cat)
-                picked[cat].append(Example(item.title, item.body or "", cat, mapped))
+                mapped = tuple(lb for lb in labels if lb in label_to_cat)
+                picked[cat].append(Example(title, body or "", cat, mapped))
             if all(len(picked[c]) >= per for c in wanted):
                 break
         if all(len(picked[c]) >= per for c in wanted):
@@ -282,6 +289,8 @@ def run(
     with ctx.sessions() as s:
         items = pending_items(s, provider, limit=limit, reanalyze=reanalyze, keys=keys)
         texts = [item_text(it) for it in items]
+        if not texts:
+            return stats
         examples = examples_for(s, config, {t.scope for t in texts})
         budget = Budget.load(s, config.llm)
     stats.planned = len(texts)
