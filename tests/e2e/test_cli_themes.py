@@ -82,3 +82,16 @@ def test_gemini_themes_and_duplicates_against_the_fake(workdir: Path, fake: Fake
     assert "17 embedded" in d.stdout.replace("\n", " ")
     assert "github:acme/sdk#1 ~ stackexchange:stackoverflow/777" in d.stdout
     assert DEFAULT_KEY not in r.stdout + r.stderr + d.stdout + d.stderr
+
+
+def test_a_failed_model_call_exits_1_and_the_rerun_finishes(
+    workdir: Path, fake: FakeGemini
+) -> None:
+    env = {"TRIAGE_LLM__GEMINI__BASE_URL": fake.base_url, "GEMINI_API_KEY": DEFAULT_KEY}
+    fake.fail(500, times=10)
+    r = run_triage("themes", cwd=workdir, env={**env, "TRIAGE_LLM__GEMINI__MAX_RETRIES": "0"})
+    assert r.returncode == 1
+    assert "17 items not themed (a model call failed); re-run" in r.stdout.replace("\n", " ")
+    fake.faults.clear()
+    again = run_triage("themes", cwd=workdir, env=env)
+    assert again.returncode == 0 and "17 of 17 items themed" in again.stdout.replace("\n", " ")

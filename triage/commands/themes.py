@@ -59,6 +59,9 @@ def themes(
             )
         )
     _print_themes(tctx, since, store.utcnow() + timedelta(seconds=1))
+    if result.failed:
+        console.print(f"themes: {result.failed} items not themed (a model call failed); re-run")
+        raise typer.Exit(1)
 
 
 def _print_themes(tctx: Context, start: datetime, end: datetime) -> None:
