@@ -1,0 +1,125 @@
+"""`triage eval`: compare providers against human labels (a CSV pair, or a source split by time)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from triage.analysis import eval_report
+from triage.analysis.eval_data import read_csv, rows_from_db, time_split
+from triage.analysis.evaluate import ProviderReport, evaluate, save_thresholds
+from triage.commands.common import console, err_console, runtime
+from triage.db.engine import transaction
+from triage.errors import ConfigError
+from triage.providers.base import Provider
+
+KNOWN = ("local", "gemini", "openai")
+
+
+def eval_command(
+    ctx: typer.Context,
+    train: Annotated[
+        Path | None, typer.Option("--train", help="Training CSV: repo,created_at,label,title,body")
+    ] = None,
+    test: Annotated[Path | None, typer.Option("--test", help="Test CSV, same columns")] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source", help="github:OWNER/REPO in the database: train on older, test on newer"
+        ),
+    ] = None,
+    provider: Annotated[
+        list[str] | None,
+        typer.Option("--provider", "-p", help="local, gemini or openai; repeat to compare"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write an HTML report with charts")
+    ] = None,
+    target_precision: Annotated[
+        float,
+        typer.Option(
+            "--target-precision",
+            min=0.0,
+            max=1.0,
+            help="Precision each label's threshold must reach",
+        ),
+    ] = 0.9,
+    save: Annotated[
+        bool,
+        typer.Option("--save-thresholds", help="Store per-label thresholds for `triage label`"),
+    ] = False,
+    train_share: Annotated[
+        float,
+        typer.Option("--train-share", help="With --source: share of oldest items to train on"),
+    ] = 0.8,
+) -> None:
+    """Quality and cost of providers against human labels: macro-F1 per repository and mean."""
+    names = list(dict.fromkeys(provider or ["local"]))
+    unknown = [n for n in names if n not in KNOWN]
+    if unknown:
+        raise ConfigError(f"unknown provider {unknown[0]!r} (known: {', '.join(KNOWN)})")
+    rt = runtime(ctx)
+    if source and (train or test):
+        raise ConfigError("give either --train and --test, or --source, not both")
+    needs_db = bool(source) or save or any(n != "local" for n in names)
+    tctx = rt.context(check_schema=needs_db)
+    if source:
+        with tctx.sessions() as s:
+            rows = rows_from_db(s, tctx.config, source)
+        train_rows, test_rows = time_split(rows, train_share)
+        data = (
+            f"{source}, split by creation time ({len(train_rows)} older / {len(test_rows)} newer)"
+        )
+    elif train and test:
+        train_rows, test_rows = read_csv(train), read_csv(test)
+        data = f"{train.name} -> {test.name}"
+    else:
+        raise ConfigError(
+            "give --train TRAIN.csv and --test TEST.csv, or --source github:OWNER/REPO"
+        )
+
+    def get(name: str) -> Provider:
+        from triage.providers.registry import get_provider
+
+        return get_provider(tctx, name)
+
+    if not as_json:
+        err_console.print(
+            f"evaluating {', '.join(names)} on {len(test_rows)} test items"
+            f" ({len(train_rows)} for training)"
+        )
+    reports = evaluate(tctx.config, train_rows, test_rows, names, get, target_precision)
+    meta: dict[str, Any] = {
+        "data": data,
+        "train_size": len(train_rows),
+        "test_size": len(test_rows),
+        "target_precision": target_precision,
+    }
+    if save:
+        meta["saved_thresholds"] = _save(tctx, reports)
+    if html:
+        html.write_text(eval_report.to_html(reports, meta), encoding="utf-8")
+    if as_json:
+        typer.echo(json.dumps(eval_report.to_json(reports, meta), indent=2))
+        return
+    eval_report.render(console, reports, meta)
+    if save:
+        console.print(f"saved thresholds for: {', '.join(meta['saved_thresholds']) or 'nothing'}")
+    if html:
+        console.print(f"wrote {html}")
+
+
+def _save(tctx: Any, reports: list[ProviderReport]) -> list[str]:
+    saved = []
+    with transaction(tctx.sessions) as s:
+        for report in reports:
+            saved += [f"{lb} ({report.provider})" for lb in save_thresholds(s, report, tctx.config)]
+    return saved
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(eval_command)
