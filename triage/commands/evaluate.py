@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from triage.analysis import eval_report
-from triage.analysis.eval_data import read_csv, rows_from_db, time_split
-from triage.analysis.evaluate import ProviderReport, evaluate, save_thresholds
 from triage.commands.common import console, err_console, runtime
+from triage.context import Context
 from triage.db.engine import transaction
 from triage.errors import ConfigError
-from triage.providers.base import Provider
+
+if TYPE_CHECKING:
+    from triage.analysis.evaluate import ProviderReport
+    from triage.providers.base import Provider
 
 KNOWN = ("local", "gemini", "openai")
 
@@ -58,6 +59,11 @@ def eval_command(
     ] = 0.8,
 ) -> None:
     """Quality and cost of providers against human labels: macro-F1 per repository and mean."""
+    # scikit-learn and matplotlib load here, not when the CLI starts
+    from triage.analysis import eval_report
+    from triage.analysis.eval_data import read_csv, rows_from_db, time_split
+    from triage.analysis.evaluate import evaluate
+
     names = list(dict.fromkeys(provider or ["local"]))
     unknown = [n for n in names if n not in KNOWN]
     if unknown:
@@ -113,7 +119,9 @@ def eval_command(
         console.print(f"wrote {html}")
 
 
-def _save(tctx: Any, reports: list[ProviderReport]) -> list[str]:
+def _save(tctx: Context, reports: list[ProviderReport]) -> list[str]:
+    from triage.analysis.evaluate import save_thresholds
+
     saved = []
     with transaction(tctx.sessions) as s:
         for report in reports:

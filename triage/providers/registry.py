@@ -33,9 +33,16 @@ def _openai(ctx: Context) -> Provider:
     return from_context(ctx)
 
 
+def _local(ctx: Context) -> Provider:
+    from triage.providers.local import from_context
+
+    return from_context(ctx)
+
+
 PROVIDERS: dict[str, Factory] = {
     "gemini": _gemini,
     "openai": _openai,
+    "local": _local,
 }
 
 
