@@ -64,14 +64,70 @@ def _identity(tokens: list[str]) -> list[str]:
     return tokens
 
 
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+_LOWER_WORD = re.compile(r"[a-z']+")
+
+
+def openers(title: str, body: str) -> list[str]:
+    """The first one to three words of every sentence: "how do i", "it would be", "when i"."""
+    tokens = []
+    for sentence in [title, *_SENTENCE.split(clean_body(body))]:
+        words = _LOWER_WORD.findall(sentence.lower())[:3]
+        tokens += ["S_" + "_".join(words[:n]) for n in range(1, len(words) + 1)]
+    return tokens
+
+
+def _cue(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.I | re.M)
+
+
+# Cues of how a report is written, counted in the title and in the body separately.
+CUES = [
+    _cue(r"\?"),
+    _cue(r"^\s*(how|what|why|where|which|is|are|can|could|does|do|should)\b"),
+    _cue(r"\b(is there|is it possible|any way)\b"),
+    _cue(r"\b(add|support|allow|enable|provide|implement|introduce)\b"),
+    _cue(r"\b(would|could) be (nice|great|useful|helpful)\b"),
+    _cue(r"\b(feature|proposal|request|suggest)"),
+    _cue(r"\b(error|exception|crash|fail|broken|wrong|bug|regression|segfault)"),
+    _cue(r"\b(expected|actual|instead|reproduce)\b"),
+    _cue(r"```"),
+    _cue(r"https?://"),
+    _cue(r"\b\d+\.\d+(\.\d+)?\b"),
+    _cue(r"^\s*(at |File \"|Traceback)"),
+    _cue(r"\b(i want|i would like|we need|it would)\b"),
+    _cue(r"\b(i am trying|i'm trying|i tried|help)\b"),
+    _cue(r"\b(docs?|documentation)\b"),
+]
+
+
+def cues(title: str, body: str) -> list[float]:
+    """Scaled counts of each cue in the title and the body, and the body's length."""
+    body = body[:MAX_BODY_CHARS]
+    out: list[float] = []
+    for cue in CUES:
+        out.append(min(len(cue.findall(title)), 3) / 3)
+        out.append(float(np.log1p(len(cue.findall(body)))) / 3)
+    out.append(float(np.log1p(len(body))) / 10)
+    return out
+
+
 Doc = tuple[str, str]  # (title, body)
 
 
 class IssueFeatures:
     """TF-IDF blocks over (title, body) pairs, weighted against each other; fit once, reuse."""
 
-    # (block, weight): weights relative to the joint-text blocks, chosen by cross-validation
-    WEIGHTS: ClassVar[dict[str, float]] = {"word": 1.0, "char": 1.0, "title": 0.7, "lines": 0.5}
+    # block -> weight relative to the joint-text blocks, chosen by cross-validation
+    WEIGHTS: ClassVar[dict[str, float]] = {
+        "word": 1.0,  # title + cleaned body, word 1-2-grams
+        "char": 1.0,  # the same, character 1-4-grams within words
+        "title": 0.7,  # title words, "?" kept
+        "title_char": 0.3,
+        "lines": 0.5,  # whole template lines and line pairs
+        "openers": 0.3,  # sentence openers
+        "cues": 0.5,  # hand-made counts (dense, not fitted)
+    }
 
     def __init__(self) -> None:
         self.vectorizers: dict[str, TfidfVectorizer] = {}
@@ -80,16 +136,19 @@ class IssueFeatures:
     def _inputs(docs: Sequence[Doc]) -> dict[str, list[Any]]:
         bodies = [clean_body(body) for _, body in docs]
         joint = [f"{title} . {body}" for (title, _), body in zip(docs, bodies, strict=True)]
+        titles = [title for title, _ in docs]
         return {
             "word": joint,
             "char": joint,
-            "title": [title for title, _ in docs],
+            "title": titles,
+            "title_char": titles,
             "lines": [line_tokens(body) for _, body in docs],
+            "openers": [openers(title, body) for title, body in docs],
         }
 
     @staticmethod
     def _make(block: str, n_docs: int) -> TfidfVectorizer:
-        # min_df=2 drops one-off tokens (ids, hashes) once there are enough documents
+        # min_df drops one-off tokens (ids, hashes) once there are enough documents
         min_df = 2 if n_docs >= 20 else 1
         if block == "word":
             return TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=min_df)
@@ -101,20 +160,31 @@ class IssueFeatures:
             return TfidfVectorizer(
                 ngram_range=(1, 2), sublinear_tf=True, token_pattern=_TITLE_TOKENS
             )
+        if block == "title_char":
+            return TfidfVectorizer(
+                analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=min_df
+            )
+        if block == "openers":
+            return TfidfVectorizer(analyzer=_identity, sublinear_tf=True, min_df=min_df)
         return TfidfVectorizer(
             analyzer=_identity, sublinear_tf=True, binary=True, min_df=3 if n_docs >= 30 else 1
         )
 
+    @classmethod
+    def _cues(cls, docs: Sequence[Doc]) -> csr_matrix:
+        return csr_matrix(np.array([cues(t, b) for t, b in docs])) * cls.WEIGHTS["cues"]
+
     def fit_transform(self, docs: Sequence[Doc]) -> csr_matrix:
         inputs = self._inputs(docs)
         blocks = []
-        for block, weight in self.WEIGHTS.items():
+        for block, data in inputs.items():
             vec = self._make(block, len(docs))
             try:
-                blocks.append(vec.fit_transform(inputs[block]) * weight)
+                blocks.append(vec.fit_transform(data) * self.WEIGHTS[block])
             except ValueError:  # empty vocabulary (e.g. no body has two lines): leave it out
                 continue
             self.vectorizers[block] = vec
+        blocks.append(self._cues(docs))
         return csr_matrix(hstack(blocks).tocsr())
 
     def transform(self, docs: Sequence[Doc]) -> csr_matrix:
@@ -123,11 +193,12 @@ class IssueFeatures:
             vec.transform(inputs[block]) * self.WEIGHTS[block]
             for block, vec in self.vectorizers.items()
         ]
+        blocks.append(self._cues(docs))
         return csr_matrix(hstack(blocks).tocsr())
 
     @property
     def n_features(self) -> int:
-        return int(sum(len(v.vocabulary_) for v in self.vectorizers.values()))
+        return int(sum(len(v.vocabulary_) for v in self.vectorizers.values())) + 2 * len(CUES) + 1
 
 
 def row_scale(matrix: csr_matrix, factors: np.ndarray) -> csr_matrix:
