@@ -13,6 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+import tests.fakes.themes_model  # noqa: F401  (the fake Gemini answers themes prompts)
 from tests.daemon_proc import Daemon, write_config
 from tests.fakes.gemini import DEFAULT_KEY, FakeGemini
 from tests.fakes.github import FakeGitHub
@@ -20,7 +21,7 @@ from tests.fakes.slack import CHANNEL_ID, TOKEN, FakeSlack
 from tests.fakes.stackexchange import FakeStackExchange
 from triage.db import migrate
 from triage.db.engine import make_engine
-from triage.db.schema import Analysis, Item, JobRun, LabelCorrection
+from triage.db.schema import Analysis, Item, JobRun, LabelCorrection, ThemeItem
 
 REPO = "acme/widgets"
 EVERY = "every 1s"
@@ -47,6 +48,16 @@ def fakes() -> Iterator[Fakes]:
         gh.add_issue(REPO, "Please add a dark mode", "It would be nice to support dark themes.")
         gh.add_issue(REPO, "How do I set a proxy?", "Where does the proxy setting go?")
         gh.add_issue(REPO, "Thanks for the release", "Works well for us.")  # no label fits
+        # One problem reported on both sources, for the themes job to group.
+        gh.add_issue(
+            REPO,
+            "Streaming response stops early",
+            "The stream stops after the first chunk: generate_content_stream output is cut off.",
+        )
+        se.add_question(
+            "Stream stops with generate_content_stream",
+            "<p>My streaming response gives truncated output after one chunk.</p>",
+        )
         se.add_question("Gemini API returns an error on long prompts", "<p>I get an error.</p>")
         se.add_question("How to stream answers?", "<p>Is streaming supported?</p>")
         yield Fakes(gh, se, gemini, slack)
@@ -82,6 +93,9 @@ def test_the_daemon_keeps_everything_current_against_all_fakes(
             "llm": {"provider": "gemini", "gemini": {"base_url": fakes.gemini.base_url}},
             "slack": {"base_url": fakes.slack.api_url, "channel": "#triage", "upload_chart": False},
             "labels": {"apply": True},
+            # The fakes' clocks start in 2020: windows wide enough to hold their items.
+            "themes": {"window": "5000d"},
+            "digest": {"window": "5000d"},
             "schedule": {
                 "sync": EVERY,
                 "analyze": "every 1h",  # runs after each sync that brought items
@@ -102,10 +116,11 @@ def test_the_daemon_keeps_everything_current_against_all_fakes(
     with Daemon(cfg, "--health-port", "0", cwd=tmp_path, env=env) as daemon:
         url = daemon.event("health endpoint listening")["url"]
         wait_until(lambda: len(label_posts(gh)) == 3 and len(digests(fakes.slack)) == 1, daemon)
-        assert [gh.repo(REPO).issues[n].labels for n in (1, 2, 3, 4)] == [
+        assert [gh.repo(REPO).issues[n].labels for n in (1, 2, 3, 4, 5)] == [
             ["bug"],
             ["enhancement"],
             ["question"],
+            [],
             [],
         ]
         # A maintainer disagrees with one label; the next sync sees it gone.
@@ -136,10 +151,13 @@ def test_the_daemon_keeps_everything_current_against_all_fakes(
         items = conn.scalar(select(func.count()).select_from(Item))
         analysed = conn.scalar(select(func.count(func.distinct(Analysis.item_key))))
         outcomes = Counter(conn.execute(select(JobRun.job, JobRun.outcome)).all())
-    assert items == 6 and analysed == 6
+        themed = conn.scalar(select(func.count()).select_from(ThemeItem))
+    assert items == 8 and analysed == 8
     assert outcomes[("sync", "ok")] >= 3 and outcomes[("labels", "ok")] >= 3
     assert outcomes[("analyze", "ok")] >= 1 and outcomes[("digest", "ok")] >= 2
+    assert outcomes[("themes", "ok")] >= 1 and outcomes[("duplicates", "ok")] >= 1
+    assert themed and themed > 0
     assert not [k for k in outcomes if k[1] in ("failed", "running")], outcomes
-    assert 'triage_items_stored{source="github"} 4' in metrics.splitlines()
+    assert 'triage_items_stored{source="github"} 5' in metrics.splitlines()
     assert 'triage_label_writes{status="applied"} 3' in metrics.splitlines()
     engine.dispose()
