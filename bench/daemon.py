@@ -28,8 +28,10 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def start_fake(module: str, *args: str) -> tuple[subprocess.Popen[str], str]:
+    # Loading tests.fakes.themes_model teaches the fake Gemini to answer themes prompts.
+    code = f"import tests.fakes.themes_model; from {module} import main; main()"
     proc = subprocess.Popen(
-        [sys.executable, "-m", module, *args, "--port", "0"],
+        [sys.executable, "-c", code, *args, "--port", "0"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -132,7 +134,7 @@ def cycle(issues: int, questions: int, provider: str) -> None:
                     # The fakes' items date from 2020 on: windows wide enough to hold them all.
                     "TRIAGE_THEMES__WINDOW": "5000d",
                     "TRIAGE_DIGEST__WINDOW": "5000d",
-                    "TRIAGE_LOGGING__LEVEL": "WARNING",
+                    "TRIAGE_LOGGING__LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
                     "GITHUB_TOKEN": "ghp_" + "b" * 36,
                 }
             )
