@@ -1,0 +1,129 @@
+"""`triage eval` scoring: macro-F1 as sklearn computes it, thresholds, time splits, CSV errors."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sklearn.metrics import f1_score, precision_score
+
+from tests.local_corpus import rows, write_csv
+from triage.analysis.eval_data import EvalRow, read_csv, time_split
+from triage.analysis.eval_report import to_json
+from triage.analysis.evaluate import Prediction, choose_threshold, repo_scores, summarise
+from triage.errors import ConfigError, TriageError
+
+
+def preds(pairs: list[tuple[str, str]], repo: str = "r") -> list[Prediction]:
+    return [Prediction(f"k{i}", repo, t, p, 0.5) for i, (t, p) in enumerate(pairs)]
+
+
+def test_macro_f1_and_confusion_match_sklearn_on_fixed_predictions() -> None:
+    rng = random.Random(3)
+    labels = ["bug", "feature", "question"]
+    truth = [rng.choice(labels) for _ in range(200)]
+    predicted = [t if rng.random() < 0.7 else rng.choice(labels) for t in truth]
+    scores = repo_scores("r", preds(list(zip(truth, predicted, strict=True))))
+    assert scores.macro_f1 == pytest.approx(f1_score(truth, predicted, average="macro"))
+    assert scores.labels["bug"].precision == pytest.approx(
+        precision_score(truth, predicted, labels=["bug"], average="macro")
+    )
+    assert scores.confusion[0][0] == sum(
+        t == p == "bug" for t, p in zip(truth, predicted, strict=True)
+    )
+    assert sum(map(sum, scores.confusion)) == 200
+
+
+def test_unanswered_items_count_as_misses_without_adding_a_label() -> None:
+    scores = repo_scores("r", preds([("bug", "bug"), ("bug", ""), ("feature", "feature")]))
+    assert scores.label_order == ["bug", "feature"]
+    assert scores.labels["bug"].recall == 0.5
+    assert scores.labels["bug"].precision == 1.0
+    assert scores.macro_f1 == pytest.approx((2 / 3 + 1.0) / 2)
+
+
+def test_mean_f1_is_the_mean_of_per_repository_macro_f1() -> None:
+    a = preds([("bug", "bug"), ("feature", "feature")], repo="a")  # 1.0
+    b = preds([("bug", "feature"), ("feature", "bug")], repo="b")  # 0.0
+    report = summarise("local", "m", a + b, 0.9, [], 0.0, 0.0)
+    assert report.per_repo["a"].macro_f1 == 1.0
+    assert report.per_repo["b"].macro_f1 == 0.0
+    assert report.mean_f1 == 0.5
+
+
+def test_threshold_is_the_lowest_confidence_meeting_the_target() -> None:
+    rng = random.Random(7)
+    data = []
+    for i in range(300):
+        conf = rng.random()
+        right = rng.random() < conf  # higher confidence, more often right
+        data.append(Prediction(f"k{i}", "r", "bug" if right else "feature", "bug", conf))
+    for target in (0.6, 0.8, 0.9):
+        t = choose_threshold("bug", data, target)
+        assert t.threshold is not None
+        kept = [p for p in data if p.confidence is not None and p.confidence >= t.threshold]
+        precision = sum(p.truth == "bug" for p in kept) / len(kept)
+        assert precision >= target
+        assert t.precision == pytest.approx(precision)
+        assert t.coverage == pytest.approx(len(kept) / len(data))
+        # every lower threshold misses the target
+        for lower in sorted({p.confidence for p in data if p.confidence < t.threshold})[-20:]:
+            below = [p for p in data if p.confidence >= lower]
+            assert sum(p.truth == "bug" for p in below) / len(below) < target
+
+
+def test_unreachable_target_gives_no_threshold() -> None:
+    data = [Prediction(f"k{i}", "r", "feature", "bug", 0.9) for i in range(5)]
+    t = choose_threshold("bug", data, 0.9)
+    assert t.threshold is None
+    assert t.coverage == 0.0
+
+
+def test_time_split_never_trains_on_items_as_new_as_the_test_items() -> None:
+    t0 = datetime(2024, 1, 1)
+    data = [
+        EvalRow("r", t0 + timedelta(days=i // 3), "bug", f"t{i}", "", key=f"k{i}")
+        for i in range(30)
+    ]
+    random.Random(1).shuffle(data)
+    train, test = time_split(data, 0.8)
+    assert max(r.created_at for r in train) < min(r.created_at for r in test)  # type: ignore[type-var]
+    assert len(train) + len(test) == 30
+    assert 20 <= len(train) <= 24  # ties at the boundary move to the test side
+
+
+def test_time_split_with_one_instant_is_refused() -> None:
+    t0 = datetime(2024, 1, 1)
+    with pytest.raises(TriageError, match="same creation time"):
+        time_split([EvalRow("r", t0, "bug", "t", "", key=f"k{i}") for i in range(5)])
+
+
+def test_csv_without_a_required_column_is_one_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("repo,title,body\nx,y,z\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="missing column.*created_at, label"):
+        read_csv(path)
+
+
+def test_csv_reads_long_bodies(tmp_path: Path) -> None:
+    data = rows(2)
+    data[0]["body"] = "log line\n" * 40_000  # beyond csv's 128 KiB default field limit
+    got = read_csv(write_csv(tmp_path / "a.csv", data))
+    assert len(got) == 6
+    assert got[0].body.count("log line") == 40_000
+
+
+def test_json_puts_the_first_providers_figures_on_top() -> None:
+    a = summarise("local", "m1", preds([("bug", "bug"), ("feature", "bug")], "x"), 0.9, [], 0, 0)
+    b = summarise(
+        "openai", "m2", preds([("bug", "bug"), ("feature", "feature")], "x"), 0.9, [], 0, 0
+    )
+    out = to_json([a, b], {"test_size": 2})
+    assert out["provider"] == "local"
+    assert out["mean_f1"] == round(a.mean_f1, 4)
+    assert out["per_repo"] == {"x": round(a.per_repo["x"].macro_f1, 4)}
+    assert [p["provider"] for p in out["providers"]] == ["local", "openai"]
+    assert out["providers"][1]["mean_f1"] == 1.0
+    assert out["providers"][1]["per_repo"]["x"]["confusion"]["matrix"] == [[1, 0], [0, 1]]
