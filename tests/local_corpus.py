@@ -62,7 +62,7 @@ def rows(
     """NLBSE-format rows (repo, created_at, label, title, body), interleaved in time."""
     rng = random.Random(seed)
     out = []
-    for i in range(n_per_category):
+    for _ in range(n_per_category):
         for category in PHRASES:
             said = category
             if noise and rng.random() < noise:

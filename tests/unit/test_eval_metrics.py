@@ -103,7 +103,7 @@ def test_time_split_with_one_instant_is_refused() -> None:
 def test_csv_without_a_required_column_is_one_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     path.write_text("repo,title,body\nx,y,z\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match="missing column.*created_at, label"):
+    with pytest.raises(ConfigError, match=r"missing column.*created_at, label"):
         read_csv(path)
 
 

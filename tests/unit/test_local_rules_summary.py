@@ -12,7 +12,10 @@ CATS = dict(DEFAULT_CATEGORIES)
 def test_template_headings_decide_over_loose_words() -> None:
     body = "### Steps to reproduce\n1. open it\n### Expected behavior\nno error\n"
     assert rules.classify("Sidebar flickers", body, CATS).category == "bug"
-    feature = "**Is your feature request related to a problem?**\nNo.\n**Describe the solution you'd like**"
+    feature = (
+        "**Is your feature request related to a problem?**\nNo.\n"
+        "**Describe the solution you'd like**"
+    )
     assert rules.classify("Sidebar colours", feature, CATS).category == "feature"
 
 
