@@ -1,0 +1,128 @@
+"""`triage eval` as a user runs it: CSV pairs, a source in the database, JSON, HTML, thresholds."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import statistics
+from pathlib import Path
+
+from sqlalchemy import select
+
+from tests.local_corpus import items, rows, write_csv
+from triage.db import migrate, store
+from triage.db.engine import make_engine, session_factory, transaction
+from triage.db.schema import LabelThreshold
+
+from .cli import run_triage
+
+
+def csv_pair(tmp_path: Path, noise: float = 0.0) -> tuple[Path, Path]:
+    train = rows(30, "acme/app", seed=1, noise=noise) + rows(30, "other/lib", seed=2, noise=noise)
+    test = rows(10, "acme/app", seed=3) + rows(10, "other/lib", seed=4)
+    return write_csv(tmp_path / "train.csv", train), write_csv(tmp_path / "test.csv", test)
+
+
+def test_separable_csv_scores_one_and_json_has_the_contract_keys(tmp_path: Path) -> None:
+    train, test = csv_pair(tmp_path)
+    done = run_triage("eval", "--train", str(train), "--test", str(test), "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["mean_f1"] == 1.0
+    assert out["per_repo"] == {"acme/app": 1.0, "other/lib": 1.0}
+    (local,) = out["providers"]
+    assert local["provider"] == "local" and local["items"] == 60 and local["unanswered"] == 0
+    assert local["cost"] == {
+        "calls": 2,
+        "input_tokens": 0,
+        "cached_tokens": 0,
+        "output_tokens": 0,
+        "usd": 0.0,
+    }
+    assert local["per_repo"]["acme/app"]["confusion"]["matrix"] == [
+        [10, 0, 0],
+        [0, 10, 0],
+        [0, 0, 10],
+    ]
+    assert out["train_size"] == 180 and out["test_size"] == 60
+    assert not (tmp_path / "triage.db").exists()  # a CSV comparison needs no database
+
+
+def test_mean_is_the_mean_of_repositories_on_noisy_training_data(tmp_path: Path) -> None:
+    train, test = csv_pair(tmp_path, noise=0.35)
+    done = run_triage("eval", "--train", str(train), "--test", str(test), "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["mean_f1"] == round(statistics.mean(out["per_repo"].values()), 4)
+    assert set(out["providers"][0]["thresholds"]) == {"bug", "feature", "question"}
+
+
+def test_table_output_names_every_repository_and_the_mean(tmp_path: Path) -> None:
+    train, test = csv_pair(tmp_path)
+    done = run_triage(
+        "eval", "--train", str(train), "--test", str(test), cwd=tmp_path, env={"COLUMNS": "160"}
+    )
+    assert done.returncode == 0, done.stderr
+    assert "acme/app" in done.stdout and "other/lib" in done.stdout
+    assert re.search(r"mean\s.*1\.000", done.stdout)
+
+
+def project(tmp_path: Path) -> Path:
+    db = tmp_path / "triage.db"
+    (tmp_path / "triage.toml").write_text(
+        f'[database]\nurl = "sqlite:///{db}"\n[llm]\nprovider = "local"\n', encoding="utf-8"
+    )
+    engine = make_engine(f"sqlite:///{db}")
+    migrate.upgrade(engine)
+    with transaction(session_factory(engine)) as s:
+        store.upsert_items(s, items(25))  # 75 labelled issues of acme/app over time
+    engine.dispose()
+    return tmp_path
+
+
+def test_source_split_by_time_saves_thresholds_and_writes_html(tmp_path: Path) -> None:
+    cwd = project(tmp_path)
+    html = tmp_path / "report.html"
+    done = run_triage(
+        "eval",
+        "--source",
+        "github:acme/app",
+        "--json",
+        "--save-thresholds",
+        "--html",
+        str(html),
+        cwd=cwd,
+    )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert (out["train_size"], out["test_size"]) == (60, 15)
+    assert list(out["per_repo"]) == ["github:acme/app"]
+    engine = make_engine(f"sqlite:///{tmp_path / 'triage.db'}")
+    with session_factory(engine)() as s:
+        saved = {(t.label, t.provider): t for t in s.scalars(select(LabelThreshold))}
+    engine.dispose()
+    # thresholds are stored under the repository labels the categories map to
+    assert set(saved) == {("bug", "local"), ("enhancement", "local"), ("question", "local")}
+    for t in saved.values():
+        assert t.precision >= 0.9 or t.threshold > 1.0
+    page = html.read_text(encoding="utf-8")
+    images = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", page)
+    assert len(images) == 2  # the reliability diagram and one confusion matrix
+    assert all(base64.b64decode(img).startswith(b"\x89PNG") for img in images)
+
+
+def test_source_and_csv_together_is_a_usage_error(tmp_path: Path) -> None:
+    train, test = csv_pair(tmp_path)
+    done = run_triage(
+        "eval", "--source", "github:a/b", "--train", str(train), "--test", str(test), cwd=tmp_path
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith("error:") and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_missing_test_file_is_one_clear_error(tmp_path: Path) -> None:
+    train, _ = csv_pair(tmp_path)
+    done = run_triage("eval", "--train", str(train), "--test", "nope.csv", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "nope.csv does not exist" in done.stderr
