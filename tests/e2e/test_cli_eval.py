@@ -126,3 +126,35 @@ def test_missing_test_file_is_one_clear_error(tmp_path: Path) -> None:
     done = run_triage("eval", "--train", str(train), "--test", "nope.csv", cwd=tmp_path)
     assert done.returncode == 2
     assert "nope.csv does not exist" in done.stderr
+
+
+def test_local_and_openai_side_by_side_with_cost_recorded(tmp_path: Path) -> None:
+    from tests.fakes.openai import FakeOpenAI
+
+    cwd = project(tmp_path)
+    train, test = csv_pair(tmp_path)
+    with FakeOpenAI() as fake:
+        env = {"TRIAGE_LLM__OPENAI__BASE_URL": fake.base_url + "/v1"}
+        args = ["eval", "--train", str(train), "--test", str(test), "-p", "local", "-p", "openai"]
+        done = run_triage(*args, "--json", cwd=cwd, env=env)
+        chats = fake.requests_to("/chat/completions")
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    local, openai = out["providers"]
+    assert (local["provider"], openai["provider"]) == ("local", "openai")
+    assert out["mean_f1"] == local["mean_f1"] == 1.0  # the first provider's figures on top
+    assert set(openai["per_repo"]) == {"acme/app", "other/lib"}
+    assert openai["items"] == 60 and openai["unanswered"] == 0
+    assert openai["cost"]["calls"] == len(chats) >= 2  # at least one call per repository
+    assert openai["cost"]["input_tokens"] > 0 and openai["cost"]["output_tokens"] > 0
+    # few-shot examples come from the training file, the items from the test file
+    prompt = chats[0].body.decode()
+    assert "please add support for" in prompt or "it would be nice" in prompt
+    engine = make_engine(f"sqlite:///{tmp_path / 'triage.db'}")
+    with session_factory(engine)() as s:
+        from triage.db.schema import LLMCall
+
+        logged = s.scalars(select(LLMCall)).all()
+    engine.dispose()
+    assert {(c.provider, c.purpose) for c in logged} == {("openai", "eval")}
+    assert len(logged) == len(chats)

@@ -19,9 +19,16 @@ from sqlalchemy.orm import Session
 
 from triage.analysis.eval_data import EvalRow
 from triage.config import Config
-from triage.db.schema import LabelThreshold
+from triage.db.schema import LabelThreshold, LLMCall
 from triage.db.store import utcnow
-from triage.providers.base import CallRecord, Example, ItemText, Provider, Taxonomy
+from triage.providers.base import (
+    CallRecord,
+    ClassifyOutcome,
+    Example,
+    ItemText,
+    Provider,
+    Taxonomy,
+)
 from triage.providers.local import FixedModels, LocalProvider, scope_key
 from triage.providers.local_features import IssueFeatures
 from triage.providers.local_model import ScopeModel, TrainingSet, train
@@ -212,9 +219,13 @@ def run_provider(
     by_repo: dict[str, list[EvalRow]] = defaultdict(list)
     for row in test_rows:
         by_repo[row.repo].append(row)
+    stopped = False
     for repo, rows in sorted(by_repo.items()):
-        examples = few_shot(train_rows, repo, examples_per_label)
-        outcome = provider.classify([item_of(r) for r in rows], taxonomy, examples)
+        outcome = ClassifyOutcome()
+        if not stopped:  # after a quota or outage stop, the rest stays unanswered
+            examples = few_shot(train_rows, repo, examples_per_label)
+            outcome = provider.classify([item_of(r) for r in rows], taxonomy, examples)
+            stopped = bool(outcome.stop)
         calls += outcome.calls
         got = {c.key: c for c in outcome.results}
         for r in rows:
@@ -308,3 +319,33 @@ def save_thresholds(session: Session, report: ProviderReport, config: Config) ->
             row.created_at = now
             saved.append(label)
     return saved
+
+
+def record_calls(session: Session, reports: Sequence[ProviderReport]) -> int:
+    """Log the paid providers' calls in `llm_calls` (purpose "eval"): they count in the budget."""
+    now = utcnow()
+    n = 0
+    for report in reports:
+        if report.provider == "local":
+            continue  # free, and nothing to account for
+        for c in report.calls:
+            session.add(
+                LLMCall(
+                    provider=c.provider,
+                    model=c.model,
+                    prompt_version=c.prompt_version,
+                    purpose="eval",
+                    items=c.items,
+                    input_tokens=c.input_tokens,
+                    cached_tokens=c.cached_tokens,
+                    output_tokens=c.output_tokens,
+                    latency_ms=c.latency_ms,
+                    outcome=c.outcome,
+                    error=c.error,
+                    cost_usd=c.cost_usd,
+                    batch_mode=c.batch_mode,
+                    created_at=now,
+                )
+            )
+            n += 1
+    return n

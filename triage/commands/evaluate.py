@@ -99,6 +99,11 @@ def eval_command(
             f" ({len(train_rows)} for training)"
         )
     reports = evaluate(tctx.config, train_rows, test_rows, names, get, target_precision)
+    if any(n != "local" for n in names):
+        from triage.analysis.evaluate import record_calls
+
+        with transaction(tctx.sessions) as s:
+            record_calls(s, reports)
     meta: dict[str, Any] = {
         "data": data,
         "train_size": len(train_rows),
