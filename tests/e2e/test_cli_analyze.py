@@ -128,6 +128,21 @@ def test_the_fake_runs_standalone() -> None:
         )
         with urllib.request.urlopen(req, timeout=10) as resp:
             assert json.load(resp)["name"] == "models/gemini-2.5-flash"
+        # `triage themes` against the standalone fake gets a themes answer, not an empty one.
+        item = "<<<ITEM i1 github>>>\nStreaming response cut off\nstream stops\n<<<END>>>"
+        body = {
+            "systemInstruction": {"parts": [{"text": "purpose: themes"}]},
+            "contents": [{"role": "user", "parts": [{"text": item}]}],
+            "generationConfig": {"responseMimeType": "application/json"},
+        }
+        req = urllib.request.Request(
+            f"{base}/v1beta/models/gemini-2.5-flash:generateContent",
+            data=json.dumps(body).encode(),
+            headers={"x-goog-api-key": DEFAULT_KEY, "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            text = json.load(resp)["candidates"][0]["content"]["parts"][0]["text"]
+        assert json.loads(text)["assignments"] == [{"item": "i1", "theme": "N1"}]
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -109,3 +112,40 @@ def test_doctor_checks_the_model_is_served(fake: FakeOpenAI, workdir: Path) -> N
     assert "fail openai: model 'gemma9' is not served" in bad.stdout
     assert "gemma3:latest" in bad.stdout
     assert fake.requests_to("/v1/models", "GET")
+
+
+def test_the_fake_runs_standalone_and_answers_themes_prompts() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.openai", "--port", "0"],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        base = proc.stdout.readline().strip()
+        item = "<<<ITEM i1 github>>>\nStreaming response cut off\nstream stops\n<<<END>>>"
+        pair = {"type": "object", "properties": {"item": {"type": "string"}, "theme": {}}}
+        schema = {"type": "object", "properties": {"assignments": {"type": "array", "items": pair}}}
+        body = {
+            "model": "gemma3",
+            "messages": [
+                {"role": "system", "content": "purpose: themes"},
+                {"role": "user", "content": item},
+            ],
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "t", "schema": schema},
+            },
+        }
+        req = urllib.request.Request(
+            f"{base}/v1/chat/completions",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            text = json.load(resp)["choices"][0]["message"]["content"]
+        assert json.loads(text)["assignments"] == [{"item": "i1", "theme": "N1"}]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -413,6 +413,11 @@ def main() -> None:
     parser.add_argument("--key", default=DEFAULT_KEY, help="API key the fake accepts")
     parser.add_argument("--obey-injection", action="store_true")
     args = parser.parse_args()
+    # As `python -m` this file is `__main__`: copy the themes/duplicates answers that
+    # tests.fakes.themes_model registers on the importable module's class.
+    from tests.fakes import themes_model
+
+    FakeGemini.responders.update(themes_model.FakeGemini.responders)
     fake = FakeGemini(api_key=args.key)
     fake.port = args.port
     fake.obey_injection = args.obey_injection

@@ -297,6 +297,11 @@ def main() -> None:
     parser.add_argument("--key", default=None, help="Bearer key to require (default: none)")
     parser.add_argument("--obey-injection", action="store_true")
     args = parser.parse_args()
+    # As `python -m` this file is `__main__`: copy the themes/duplicates answers that
+    # tests.fakes.themes_model registers on the importable module's class.
+    from tests.fakes import themes_model
+
+    FakeOpenAI.responders.update(themes_model.FakeOpenAI.responders)
     fake = FakeOpenAI(api_key=args.key, obey_injection=args.obey_injection)
     fake.port = args.port
     fake.start()
