@@ -9,9 +9,18 @@ import json
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 
 from triage.errors import ConfigError
 
@@ -19,6 +28,18 @@ ENV_PREFIX = "TRIAGE_"
 ENV_DELIMITER = "__"
 # Environment variables with our prefix that are not config keys.
 NON_CONFIG_ENV = {"TRIAGE_CONFIG", "TRIAGE_TEST_POSTGRES_URL", "TRIAGE_DEBUG", "TRIAGE_LOG_FORMAT"}
+
+
+def _http_url(value: str) -> str:
+    """Clients build request URLs from these; an empty or relative one fails far from its cause."""
+    value = value.strip()
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"expected an http(s) URL such as https://host/path, got {value!r}")
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
 
 
 class Section(BaseModel):
@@ -30,7 +51,7 @@ class DatabaseConfig(Section):
 
 
 class GitHubConfig(Section):
-    api_url: str = "https://api.github.com"
+    api_url: HttpUrl = "https://api.github.com"
     repos: list[str] = Field(default_factory=list)
     include_pull_requests: bool = False
     per_page: int = Field(100, ge=1, le=100)
@@ -45,7 +66,7 @@ class GitHubConfig(Section):
 
 
 class StackExchangeConfig(Section):
-    api_url: str = "https://api.stackexchange.com/2.3"
+    api_url: HttpUrl = "https://api.stackexchange.com/2.3"
     site: str = "stackoverflow"
     tags: list[str] = Field(default_factory=list)
     pagesize: int = Field(100, ge=1, le=100)
@@ -58,7 +79,7 @@ class StackExchangeConfig(Section):
 class GeminiConfig(Section):
     model: str = "gemini-2.5-flash"
     embedding_model: str = "gemini-embedding-001"
-    base_url: str = "https://generativelanguage.googleapis.com"
+    base_url: HttpUrl = "https://generativelanguage.googleapis.com"
     api_version: str = "v1beta"
     timeout: float = Field(120.0, gt=0)
     max_retries: int = Field(4, ge=0)
@@ -76,7 +97,7 @@ class GeminiConfig(Section):
 
 
 class OpenAIConfig(Section):
-    base_url: str = "http://localhost:11434/v1"
+    base_url: HttpUrl = "http://localhost:11434/v1"
     model: str = "gemma3"
     timeout: float = Field(300.0, gt=0)
     max_retries: int = Field(3, ge=0)
@@ -142,7 +163,7 @@ class LabelsConfig(Section):
 
 
 class SlackConfig(Section):
-    base_url: str = "https://slack.com/api/"
+    base_url: HttpUrl = "https://slack.com/api/"
     channel: str = "#triage"
     timeout: float = Field(30.0, gt=0)
     upload_chart: bool = True
@@ -275,12 +296,28 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _describe(err: ValidationError, origin: str) -> str:
+def _origin(loc: tuple[int | str, ...], overrides: dict[str, Any], file: Path) -> str:
+    """Where the offending value came from: the environment variable that set it, or the file."""
+    node: Any = overrides
+    used: list[str] = []
+    for part in loc:
+        if not isinstance(node, dict) or str(part) not in node:
+            break
+        node = node[str(part)]
+        used.append(str(part))
+    if used and not isinstance(node, dict):
+        return "environment variable " + ENV_PREFIX + ENV_DELIMITER.join(used).upper()
+    return str(file)
+
+
+def _describe(err: ValidationError, overrides: dict[str, Any], file: Path) -> str:
     first = err.errors()[0]
     loc = ".".join(str(p) for p in first["loc"])
+    origin = _origin(first["loc"], overrides, file)
     if first["type"] == "extra_forbidden":
         return f"unknown config key '{loc}' in {origin}"
-    return f"invalid config value for '{loc}' in {origin}: {first['msg']}"
+    msg = first["msg"].removeprefix("Value error, ")
+    return f"invalid config value for '{loc}' in {origin}: {msg}"
 
 
 def load_config(path: str | Path | None = None, env: dict[str, str] | None = None) -> Config:
@@ -296,8 +333,7 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
     elif path is not None:
         raise ConfigError(f"config file {file} does not exist (run `triage init`)")
     overrides = env_overrides(env)
-    origin = f"{file}" + (" or TRIAGE_* environment" if overrides else "")
     try:
         return Config.model_validate(_merge(data, overrides))
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, origin)) from None
+        raise ConfigError(_describe(exc, overrides, file)) from None

@@ -99,3 +99,34 @@ def test_secrets_cannot_be_set_in_the_file(tmp_path: Path) -> None:
     path.write_text('[github]\ntoken = "ghp_in_file"\n')
     with pytest.raises(ConfigError, match=r"github\.token"):
         load_config(path, env={})
+
+
+@pytest.mark.parametrize(
+    "name", ["TRIAGE_GITHUB__API_URL", "TRIAGE_STACKEXCHANGE__API_URL", "TRIAGE_SLACK__BASE_URL"]
+)
+@pytest.mark.parametrize("value", ["", "api.github.com", "ftp://host/x", "/2.3"])
+def test_an_api_url_that_is_not_an_http_url_is_a_config_error_naming_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no ./triage.toml: defaults plus the environment
+    key = name.removeprefix("TRIAGE_").replace("__", ".").lower()
+    with pytest.raises(ConfigError) as err:
+        load_config(None, env={name: value})
+    message = str(err.value)
+    assert f"'{key}' in environment variable {name}" in message
+    assert "http(s) URL" in message and "\n" not in message
+
+
+def test_api_urls_keep_enterprise_paths_and_lose_stray_spaces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(None, env={"TRIAGE_GITHUB__API_URL": " https://ghe.example.com/api/v3 "})
+    assert cfg.github.api_url == "https://ghe.example.com/api/v3"
+
+
+def test_a_bad_value_in_the_file_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "t.toml"
+    path.write_text('[stackexchange]\napi_url = ""\n')
+    with pytest.raises(ConfigError, match=rf"'stackexchange\.api_url' in {path}: expected"):
+        load_config(path, env={"TRIAGE_GITHUB__REPOS": '["o/r"]'})
