@@ -94,6 +94,15 @@ def _schedule(ctx: Context) -> str:
 CHECKS.append(("schedule", _schedule))
 
 
+def _local(ctx: Context) -> str:
+    from triage.providers.local_store import doctor_check
+
+    return doctor_check(ctx)
+
+
+CHECKS.append(("local", _local))
+
+
 def register_check(name: str, check: Check) -> None:
     """Features add their endpoint checks here (GitHub, Stack Exchange, Gemini, Slack)."""
     CHECKS.append((name, check))

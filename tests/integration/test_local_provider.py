@@ -181,3 +181,16 @@ def test_analyze_run_stores_local_analyses_with_their_calls(engine: Engine) -> N
     assert {r.provider for r in rows} == {"local"}
     assert all(r.llm_call_id is not None for r in rows)
     assert calls == 1
+
+
+def test_doctor_says_what_answers_for_each_source(engine: Engine) -> None:
+    from triage.providers.local_store import doctor_check
+
+    ctx = local_ctx(engine)
+    assert doctor_check(ctx).startswith("no labelled items yet")
+    seed(engine, items(12) + items(1, "small/two", seed=3, start=700))
+    line = doctor_check(ctx)
+    assert line.startswith("39 labelled items in 2 sources; own models for 1 (github:acme/app)")
+    assert "pooled model for the rest" in line
+    other = Config.model_validate({"llm": {"provider": "gemini"}})
+    assert doctor_check(context(other, engine)).startswith("skipped")

@@ -68,7 +68,7 @@ class DatabaseModels:
             self._index = index
         return self._index
 
-    def _enough(self, counts: Counter[str]) -> bool:
+    def enough(self, counts: Counter[str]) -> bool:
         return sum(n >= self.cfg.min_labels_per_category for n in counts.values()) >= 2
 
     def choose(self, scope: str) -> Choice:
@@ -79,11 +79,11 @@ class DatabaseModels:
     def _decide(self, scope: str) -> Choice:
         index = self.labelled()
         own = Counter(x.category for x in index if x.scope == scope)
-        if self._enough(own):
+        if self.enough(own):
             return Choice(self._model(scope))
         mine = ", ".join(f"{n} {c}" for c, n in sorted(own.items())) or "none"
         need = self.cfg.min_labels_per_category
-        if self._enough(Counter(x.category for x in index)):
+        if self.enough(Counter(x.category for x in index)):
             note = (
                 f"pooled model: {scope} has too few labelled items ({mine};"
                 f" {need} per category in two categories train its own)"
@@ -169,3 +169,27 @@ class DatabaseModels:
             s.add(row)
             s.flush()
             s.execute(delete(LocalModel).where(LocalModel.scope == scope, LocalModel.id < row.id))
+
+
+def doctor_check(ctx: Context) -> str:
+    """`triage doctor`: what the local provider would answer with, per source (trains nothing)."""
+    if ctx.config.llm.provider != "local":
+        return f"skipped ([llm] provider is {ctx.config.llm.provider})"
+    ctx.require_schema()  # a clear "run triage db upgrade" instead of a failed query
+    models = DatabaseModels(ctx)
+    index = models.labelled()
+    scopes = sorted({x.scope for x in index})
+    own = [s for s in scopes if models.enough(Counter(x.category for x in index if x.scope == s))]
+    with ctx.sessions() as s:
+        stored = s.scalars(select(LocalModel.scope).where(LocalModel.version == VERSION)).all()
+    if not index:
+        return "no labelled items yet: rules answer until humans label some ([labels] map)"
+    pooled = (
+        "pooled model for the rest"
+        if models.enough(Counter(x.category for x in index))
+        else "rules for the rest"
+    )
+    return (
+        f"{len(index)} labelled items in {len(scopes)} sources; own models for"
+        f" {len(own)} ({', '.join(own) or 'none'}), {pooled}; {len(stored)} stored"
+    )
