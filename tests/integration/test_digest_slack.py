@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from tests.digest_seed import Seed, hours
 from tests.fakes.server import Response
@@ -20,9 +20,10 @@ from triage.context import Context
 from triage.db import migrate
 from triage.db.engine import make_engine
 from triage.db.schema import Delivery
+from triage.db.store import utcnow
 from triage.digest import Digest, build_digest
 from triage.errors import ConfigError, DeliveryError
-from triage.sinks import slack
+from triage.sinks import deliveries, slack
 from triage.windows import Window
 
 END = datetime(2025, 5, 12, 9)
@@ -228,6 +229,22 @@ def test_stopped_delivery_resumes_in_the_same_thread(any_engine: Engine, fake: F
     parts = [re.search(r"\(part (\d+)/(\d+)\)", r.text).groups() for r in replies]  # type: ignore[union-attr]
     assert parts == [(str(i), str(len(replies) + 1)) for i in range(2, len(replies) + 2)]
     assert slack.deliver(ctx, build(ctx)).status == "skipped"
+
+
+def test_a_failed_takeover_of_a_dead_runs_claim_does_not_block_the_next_run(
+    engine: Engine, fake: FakeSlack
+) -> None:
+    seed_small(engine)
+    ctx = make_ctx(engine, fake, slack={"upload_chart": False})
+    # A run claimed the window, posted nothing and died long ago.
+    assert deliveries.claim(ctx.sessions, "slack", "#triage", WINDOW.start, END)
+    with ctx.sessions() as s, s.begin():
+        s.execute(update(Delivery).values(delivered_at=utcnow() - timedelta(hours=1)))
+    fake.fail("chat.postMessage", "not_in_channel")  # the takeover fails: the app is not invited
+    with pytest.raises(DeliveryError, match="not a member"):
+        slack.deliver(ctx, build(ctx))
+    outcome = slack.deliver(ctx, build(ctx))  # invited now: the retry posts at once
+    assert outcome.status == "posted" and len(fake.messages) == 1
 
 
 def test_chart_is_uploaded_into_the_thread(engine: Engine, fake: FakeSlack) -> None:

@@ -213,22 +213,23 @@ def deliver(
     if dry_run:
         return _dry_run(t, messages, "", echo)
     progress = Progress(total=len(messages))
-    claimed = False
+    owned = False  # this run holds an empty claim: drop it if the first post fails
     if old is None:
         if not deliveries.claim(ctx.sessions, SINK, t.name, d.start, d.end):
             return Outcome("skipped", f"another run is delivering this window to {t.name}")
-        claimed = True
+        owned = True
     elif not force and old.sent > 0:  # a run stopped half-way: continue its thread
         progress = Progress(sent=old.sent, total=len(messages), channel=old.channel, ts=old.ts)
     elif not force and claimed_at and utcnow() - claimed_at < deliveries.STALE_CLAIM:
         return Outcome("skipped", f"another run is delivering this window to {t.name}")
     elif not force:  # a claim whose run died before posting anything: take it over
         deliveries.save(ctx.sessions, SINK, t.name, d.start, d.end, progress.dump())
-    return _post_all(ctx, d, t, messages, progress, claimed)
+        owned = True
+    return _post_all(ctx, d, t, messages, progress, owned)
 
 
 def _post_all(
-    ctx: Context, d: Digest, t: Target, messages: list[Message], progress: Progress, claimed: bool
+    ctx: Context, d: Digest, t: Target, messages: list[Message], progress: Progress, owned: bool
 ) -> Outcome:
     start, posted = progress.sent, 0
     for i in range(start, len(messages)):
@@ -240,7 +241,7 @@ def _post_all(
             else:
                 _post_webhook(ctx, messages[i])
         except DeliveryError as exc:
-            if progress.sent == 0 and claimed:
+            if progress.sent == 0 and owned:
                 deliveries.release(ctx.sessions, SINK, t.name, d.start, d.end)
             elif progress.sent:
                 raise DeliveryError(
