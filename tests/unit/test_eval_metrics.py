@@ -127,3 +127,12 @@ def test_json_puts_the_first_providers_figures_on_top() -> None:
     assert [p["provider"] for p in out["providers"]] == ["local", "openai"]
     assert out["providers"][1]["mean_f1"] == 1.0
     assert out["providers"][1]["per_repo"]["x"]["confusion"]["matrix"] == [[1, 0], [0, 1]]
+
+
+def test_training_data_with_one_label_is_refused_clearly() -> None:
+    from triage.analysis.evaluate import evaluate
+    from triage.config import Config
+
+    data = [EvalRow("r", None, "bug", f"t{i}", "b", key=f"k{i}") for i in range(5)]
+    with pytest.raises(TriageError, match="fewer than two labels"):
+        evaluate(Config(), data, data, ["local"], lambda name: None)  # type: ignore[arg-type,return-value]

@@ -21,6 +21,7 @@ from triage.analysis.eval_data import EvalRow
 from triage.config import Config
 from triage.db.schema import LabelThreshold, LLMCall
 from triage.db.store import utcnow
+from triage.errors import TriageError
 from triage.providers.base import (
     CallRecord,
     ClassifyOutcome,
@@ -264,6 +265,10 @@ def evaluate(
     target_precision: float = 0.9,
 ) -> list[ProviderReport]:
     """Score each named provider on the test rows ("local" trains on the training rows)."""
+    if "local" in providers and len({r.label for r in train_rows}) < 2:
+        raise TriageError("the training items carry fewer than two labels: nothing to learn")
+    if not test_rows:
+        raise TriageError("no test items to evaluate on")
     taxonomy = eval_taxonomy(config, [r.label for r in [*train_rows, *test_rows]])
     reports = []
     for name in providers:
