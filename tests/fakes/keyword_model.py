@@ -98,7 +98,7 @@ def _priority(text: str, category: str, priorities: list[str]) -> str:
         wanted = "high"
     elif category in ("question", "docs"):
         wanted = "low"
-    return wanted if wanted in priorities else priorities[len(priorities) // 2 - 1]
+    return wanted if wanted in priorities else priorities[(len(priorities) - 1) // 2]
 
 
 def classify_item(

@@ -206,4 +206,6 @@ def validate_answers(raw: Any, id_to_key: dict[str, str], taxonomy: Taxonomy) ->
 
 
 def _middle(taxonomy: Taxonomy) -> str:
-    return taxonomy.priorities[len(taxonomy.priorities) // 2 - 1] if taxonomy.priorities else ""
+    """The middle priority (the lower of the two middle ones for an even count)."""
+    p = taxonomy.priorities
+    return p[(len(p) - 1) // 2] if p else ""
