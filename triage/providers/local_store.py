@@ -190,6 +190,7 @@ def doctor_check(ctx: Context) -> str:
         else "rules for the rest"
     )
     return (
-        f"{len(index)} labelled items in {len(scopes)} sources; own models for"
+        f"{len(index)} labelled items in {len(scopes)} source{'s' if len(scopes) != 1 else ''};"
+        " own models for"
         f" {len(own)} ({', '.join(own) or 'none'}), {pooled}; {len(stored)} stored"
     )
