@@ -13,7 +13,8 @@ from triage.config import Config, Secrets, load_config
 from triage.context import Context
 
 console = Console(stderr=False)
-err_console = Console(stderr=True)
+# One-line messages stay one line (no wrapping at the terminal width).
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 @dataclass
