@@ -162,8 +162,11 @@ def _theme_counts(
     return out
 
 
-def _trend(current: int, previous: int) -> Literal["new", "growing", "shrinking", "steady"]:
-    if previous == 0 and current > 0:
+def _trend(
+    current: int, previous: int, seen_before: bool
+) -> Literal["new", "growing", "shrinking", "steady"]:
+    """`new` is a problem never reported before this window; one back after a quiet spell grows."""
+    if not seen_before and current > 0:
         return "new"
     if current > previous:
         return "growing"
@@ -196,6 +199,27 @@ def _examples(
     return {root: [_ref(items[k]) for k in ks if k in items] for root, ks in chosen.items()}
 
 
+def _seen_before(
+    session: Session, window: Window, roots: dict[int, int], candidates: list[int]
+) -> set[int]:
+    """Which of these themes had an item created before the window (at any time)."""
+    members: dict[int, list[int]] = defaultdict(list)
+    for tid, root in roots.items():
+        members[root].append(tid)
+    seen = set()
+    for root in candidates:
+        earlier = session.scalar(
+            select(ThemeItem.item_key)
+            .join(Item, Item.key == ThemeItem.item_key)
+            .where(ThemeItem.theme_id.in_(members.get(root) or [root]))
+            .where(Item.created_at < window.start)
+            .limit(1)
+        )
+        if earlier is not None:
+            seen.add(root)
+    return seen
+
+
 def _neg(when: datetime) -> float:
     """Sort key for "newest first" inside an ascending sort."""
     return -(when - EPOCH).total_seconds()
@@ -213,6 +237,9 @@ def theme_sections(
     active = [r for r in counts if total(r, 0) > 0]
     ranked = sorted(active, key=lambda r: (-total(r, 0), -(total(r, 0) - total(r, 1)), r))[:top]
     picked = _examples(session, window, roots, ranked, examples)
+    # Items in the chart's earlier windows settle most themes; only the rest need a query.
+    quiet = [r for r in ranked if not any(total(r, b) for b in range(1, VOLUME_WINDOWS))]
+    seen = (set(ranked) - set(quiet)) | _seen_before(session, window, roots, quiet)
     entries = []
     for root in ranked:
         theme = themes.get(root)
@@ -225,7 +252,7 @@ def theme_sections(
                 current=cur,
                 previous=prev,
                 by_source=dict(sorted(counts[root].get(0, {}).items())),
-                trend=_trend(cur, prev),
+                trend=_trend(cur, prev, root in seen),
                 examples=picked.get(root, []),
             )
         )

@@ -114,6 +114,28 @@ def test_top_themes_count_merged_themes_under_the_survivor(engine: Engine, seede
     assert all(WINDOW.start <= e.created_at < END for t in d.themes for e in t.examples)
 
 
+def test_new_means_never_seen_before_not_quiet_last_window(engine: Engine) -> None:
+    s = Seed(engine)
+    day = timedelta(days=1)
+    fresh, back, steady = s.theme("First seen today"), s.theme("Back"), s.theme("Steady")
+    for when, theme in [
+        (END - hours(2), fresh),
+        (END - hours(3), fresh),
+        (END - 40 * day, back),  # reported weeks ago, quiet since, reported again today
+        (END - hours(4), back),
+        (END - hours(5), steady),
+        (WINDOW.start - hours(5), steady),
+    ]:
+        s.assign(s.item(when), theme)
+    s.flush()
+    trends = {t.title: (t.previous, t.trend) for t in digest(engine).themes}
+    assert trends == {
+        "First seen today": (0, "new"),
+        "Back": (0, "growing"),
+        "Steady": (1, "steady"),
+    }
+
+
 def test_examples_and_top_themes_follow_config(engine: Engine, seeded: Seed) -> None:
     cfg = Config.model_validate({"digest": {"top_themes": 1, "examples_per_theme": 2}})
     d = digest(engine, cfg)
