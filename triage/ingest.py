@@ -80,7 +80,7 @@ def run(
             new_cursor = page.cursor or cursor
             store.set_cursor(session, cursor_name, new_cursor, page.state)
             if advance_sync and new_cursor:
-                _advance(session, sync_cursor_name(source), new_cursor)
+                _advance(session, sync_cursor_name(source), cursor, new_cursor, whole=not since)
         cursor = new_cursor
         _count(stats, page.requests, len(page.items), page.skipped, counts)
         stats.cursor, stats.quota_remaining = cursor, page.quota_remaining
@@ -112,8 +112,16 @@ def _count(
     stats.unchanged += counts["unchanged"]
 
 
-def _advance(session: Session, name: str, value: str) -> None:
-    """Move a sync cursor forward (never back) once a backfill has covered that far."""
+def _advance(session: Session, name: str, start: str | None, end: str, whole: bool) -> None:
+    """Move the sync cursor to `end` once a backfill page covered everything up to it.
+
+    A backfill from the beginning covers all that sync has yet to see. One from a date does not
+    (GitHub: changes before the date; Stack Exchange, where the date bounds creation: activity on
+    older questions), so it moves the sync cursor only where sync has no position of its own yet
+    or where this backfill put it (its previous page ended at `start`).
+    """
     row = store.get_cursor(session, name)
-    if row is None or (row.value or "") < value:
-        store.set_cursor(session, name, value, row.state if row else {})
+    if row is not None and not whole and row.value != start:
+        return
+    if row is None or (row.value or "") < end:
+        store.set_cursor(session, name, end, row.state if row else {})

@@ -230,3 +230,26 @@ def test_an_issue_updated_mid_listing_does_not_hide_another(
     assert len(items) == 450 and "github:octo/hello#201" in items
     assert items["github:octo/hello#5"].title == "Edited while listing"
     assert len(gh.requests) == 10  # the pass, then one more from where issue 5 first was
+
+
+def test_a_backfill_since_a_date_never_moves_sync_past_changes_before_that_date(
+    gh: FakeGitHub, sqlite_url: str
+) -> None:
+    gh.add_repo("octo/hello", issues=50)
+    ctx = make_ctx(gh.base_url, sqlite_url)
+    backfill(ctx)  # sync would continue from issue 50's update
+    gh.edit_issue("octo/hello", 3, title="Edited before the date")
+    since = gh.edit_issue("octo/hello", 4, title="Edited after the date").updated_at
+    (source,) = make_sources(ctx, ["octo/hello"])
+
+    ingest.run(
+        ctx.sessions,
+        source,
+        ingest.backfill_cursor_name(source, since),
+        since=since,
+        advance_sync=True,
+    )
+    assert stored(ctx)["github:octo/hello#3"].title != "Edited before the date"
+    sync(ctx)
+
+    assert stored(ctx)["github:octo/hello#3"].title == "Edited before the date"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -354,3 +354,21 @@ def test_wrong_api_url_and_filter_without_bodies(fake: FakeStackExchange) -> Non
     bare = StackExchangeSource(StackExchangeClient(cfg), "stackoverflow", TAG)
     with pytest.raises(SourceError, match="api_url"):
         sync(ctx, bare)
+
+
+def test_a_backfill_since_a_date_never_moves_sync_past_activity_on_older_questions(
+    fake: FakeStackExchange,
+) -> None:
+    old = add_many(fake, 20, created=START, activity=START)[0]
+    ctx = make_ctx("sqlite://", fake)
+    src = source(ctx)
+    backfill(ctx, src)  # sync would continue from START
+    edited = fake.edit_question(old, title="Edited old question")
+    fake.add_question("Asked later", created=edited.last_activity_date + 60)
+
+    since = datetime.fromtimestamp(edited.last_activity_date + 30, UTC)
+    backfill(ctx, src, since=since)  # fromdate: only the question asked later
+    assert item(ctx, old).title != "Edited old question"
+    sync(ctx, src)
+
+    assert item(ctx, old).title == "Edited old question"
