@@ -11,7 +11,8 @@ keyword classifier in tests/fakes/keyword_model.py; themes or duplicates can reg
 
 Fault switches: `fail(429|500|503)`, `invalid_json_next`, `drop_answers_next` (missing ids),
 `max_output_tokens` (MAX_TOKENS), `safety_marker` + `safety_mode` (SAFETY block, candidate or
-prompt level), `obey_injection`, `cache_error`, `batch_error_marker`, `fail_batches`.
+prompt level, or a bare promptFeedback), `obey_injection`, `cache_error`, `batch_error_marker`,
+`fail_batches`.
 
 Standalone: `python -m tests.fakes.gemini --port 0` prints the base URL and serves until killed.
 """
@@ -126,7 +127,9 @@ class FakeGemini(CachesMixin, BatchesMixin, FakeServer):
         # switches
         self.obey_injection = False
         self.safety_marker: str | None = "SAFETY-TRIGGER"
-        self.safety_mode = "candidate"  # or "prompt" (promptFeedback.blockReason)
+        # "candidate" (finishReason SAFETY), "prompt" (promptFeedback.blockReason) or "feedback"
+        # (no candidates and a promptFeedback holding only a blockReasonMessage)
+        self.safety_mode = "candidate"
         self.invalid_json_next = 0
         self.drop_answers_next = 0
         self.max_output_tokens: int | None = None  # the model's own output limit
@@ -353,6 +356,12 @@ class FakeGemini(CachesMixin, BatchesMixin, FakeServer):
         ]
         with self._state_lock:
             self.usage.append(usage)
+        if self.safety_mode == "feedback":
+            return {
+                "candidates": [],
+                "promptFeedback": {"blockReasonMessage": "The prompt was blocked."},
+                "modelVersion": model,
+            }
         if self.safety_mode == "prompt":
             return {
                 "promptFeedback": {"blockReason": "SAFETY", "safetyRatings": ratings},

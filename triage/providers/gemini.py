@@ -105,8 +105,11 @@ def reply_from(response: types.GenerateContentResponse, record: CallRecord) -> R
             usage.thoughts_token_count or 0
         )
     feedback = response.prompt_feedback
-    if feedback is not None and feedback.block_reason is not None:
-        why = _value(feedback.block_reason) + _ratings(feedback.safety_ratings)
+    # Gemini sends promptFeedback only when the prompt stopped it from answering at all, and
+    # then not always with a blockReason.
+    if feedback is not None and (feedback.block_reason is not None or not response.candidates):
+        reason = feedback.block_reason or feedback.block_reason_message or "no reason given"
+        why = _value(reason) + _ratings(feedback.safety_ratings)
         return Reply(None, record, "BLOCKED", f"prompt blocked by Gemini ({why})")
     if not response.candidates:
         return Reply(None, record, "EMPTY")
