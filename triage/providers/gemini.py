@@ -25,7 +25,7 @@ from triage.logs import get_logger
 from triage.providers import prompts
 from triage.providers.base import CallRecord, ClassifyOutcome, Example, ItemText, Taxonomy
 from triage.providers.packing import estimate_tokens
-from triage.providers.repair import CallFailed, Reply, classify_with_repair
+from triage.providers.repair import CallFailed, Reply, classify_batches
 
 log = get_logger("triage.gemini")
 
@@ -159,7 +159,6 @@ class GeminiProvider:
     ) -> ClassifyOutcome:
         system = prompts.system_instruction(taxonomy, examples)
         schema = prompts.response_model(taxonomy)
-        out = ClassifyOutcome()
         batches = prompts.pack_items(
             items,
             taxonomy,
@@ -168,16 +167,11 @@ class GeminiProvider:
             max_items=self.llm.max_items_per_call,
             max_item_chars=self.llm.max_item_chars,
         )
-        for n, batch in enumerate(batches):
-            if out.stop:
-                for later in batches[n:]:
-                    out.failed.update({it.key: f"not sent: {out.stop}" for it in later})
-                break
 
-            def call(its: Sequence[ItemText], ids: Sequence[str]) -> Reply:
-                return self._call(its, ids, system, schema)
+        def call(its: Sequence[ItemText], ids: Sequence[str]) -> Reply:
+            return self._call(its, ids, system, schema)
 
-            out.extend(classify_with_repair(batch, call, taxonomy))
+        out = classify_batches(batches, call, taxonomy)
         out.calls += self._cache_records  # creating a cache bills its tokens once
         self._cache_records = []
         return out

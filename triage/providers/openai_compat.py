@@ -19,7 +19,7 @@ from triage.errors import ConfigError, ProviderError, QuotaExhausted
 from triage.providers import prompts
 from triage.providers.base import CallRecord, ClassifyOutcome, Example, ItemText, Taxonomy
 from triage.providers.openai_http import OpenAIClient, TransientError, model_available
-from triage.providers.repair import CallFailed, Reply, classify_with_repair
+from triage.providers.repair import CallFailed, Reply, classify_batches
 
 # Consecutive failed calls (5xx, timeouts) after which the run stops instead of trying on.
 MAX_FAILED_CALLS = 3
@@ -92,7 +92,6 @@ class OpenAIProvider:
     ) -> ClassifyOutcome:
         system = prompts.system_instruction(taxonomy, examples)
         fmt = response_format(taxonomy)
-        out = ClassifyOutcome()
         batches = prompts.pack_items(
             items,
             taxonomy,
@@ -101,17 +100,11 @@ class OpenAIProvider:
             max_items=self.llm.max_items_per_call,
             max_item_chars=self.llm.max_item_chars,
         )
-        for n, batch in enumerate(batches):
-            if out.stop:
-                for later in batches[n:]:
-                    out.failed.update({it.key: f"not sent: {out.stop}" for it in later})
-                break
 
-            def call(its: Sequence[ItemText], ids: Sequence[str]) -> Reply:
-                return self._call(its, ids, system, fmt)
+        def call(its: Sequence[ItemText], ids: Sequence[str]) -> Reply:
+            return self._call(its, ids, system, fmt)
 
-            out.extend(classify_with_repair(batch, call, taxonomy))
-        return out
+        return classify_batches(batches, call, taxonomy)
 
     def payload(
         self, items: Sequence[ItemText], ids: Sequence[str], system: str, fmt: dict[str, Any]

@@ -108,6 +108,20 @@ def classify_with_repair(
     return out
 
 
+def classify_batches(
+    batches: Sequence[Sequence[ItemText]], call: Call, taxonomy: Taxonomy
+) -> ClassifyOutcome:
+    """Classify packed batches in order; once a call says stop, later batches are not sent."""
+    out = ClassifyOutcome()
+    for n, batch in enumerate(batches):
+        if out.stop:
+            for later in batches[n:]:
+                out.failed.update({it.key: f"not sent: {out.stop}" for it in later})
+            break
+        out.extend(classify_with_repair(batch, call, taxonomy))
+    return out
+
+
 def _settle(
     unit: _Unit,
     reply: Reply,
