@@ -27,6 +27,12 @@ class QuotaExhausted(TriageError):
     """A remote quota or rate limit ran out; state is saved and the run can be resumed."""
 
 
+class Interrupted(TriageError):
+    """Stopped by Ctrl-C; what was committed stays and the same command continues from it."""
+
+    exit_code = 130
+
+
 class BudgetExhausted(TriageError):
     """The configured token budget is spent; state is saved."""
 

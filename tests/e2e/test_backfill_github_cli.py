@@ -76,14 +76,14 @@ def test_backfill_imports_history_and_a_rerun_only_applies_changes(
     first = run_triage("backfill", "github", "octo/hello", cwd=tmp_path, env=env)
 
     assert first.returncode == 0, first.stderr
-    assert "225 items (225 new, 0 updated, 25 skipped) in 3 requests" in first.stdout
+    assert "225 items (225 new, 0 updated, 0 unchanged, 25 skipped) in 3 requests" in first.stdout
     assert numbers(tmp_path) == [n for n in range(1, 251) if n % 10]
 
     gh.edit_issue("octo/hello", 7, title="Edited")
     again = run_triage("backfill", "github", "octo/hello", cwd=tmp_path, env=env)
 
     assert again.returncode == 0, again.stderr
-    assert "(0 new, 1 updated" in again.stdout and "in 1 requests" in again.stdout
+    assert "(0 new, 1 updated, 0 unchanged" in again.stdout and "in 1 requests" in again.stdout
     assert len(numbers(tmp_path)) == 225
 
 
@@ -201,3 +201,83 @@ def test_doctor_reports_github_reachability_and_token(
     bad = run_triage("doctor", cwd=tmp_path, env=configured)
     line = next(x for x in bad.stdout.splitlines() if "github:" in x)
     assert line.startswith("fail") and "GITHUB_TOKEN" in line and bad.returncode != 0
+
+
+def test_ctrl_c_mid_way_says_what_is_saved_and_the_rerun_continues(
+    gh: FakeGitHub, env: dict[str, str], tmp_path: Path
+) -> None:
+    gh.add_repo("octo/hello", issues=1000)
+    hold = gh.hold(r"/issues$", after=3)  # the 4th page waits until we say so
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "triage.cli", "backfill", "github", "octo/hello"],
+        cwd=tmp_path,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith(CLEAN_PREFIXES)}, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert hold.reached.wait(timeout=60), "the backfill never asked for page 4"
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        hold.release()
+        if proc.poll() is None:
+            proc.kill()
+
+    assert proc.returncode == 130
+    line = error_line(stderr)
+    assert "interrupted" in line and "300 items saved" in line and "again" in line
+    assert numbers(tmp_path) == list(range(1, 301))
+
+    rerun = run_triage("backfill", "github", "octo/hello", cwd=tmp_path, env=env)
+    assert rerun.returncode == 0, rerun.stderr
+    assert numbers(tmp_path) == list(range(1, 1001))
+
+
+def test_since_takes_a_date_and_a_bad_one_is_one_line_exit_2(
+    gh: FakeGitHub, env: dict[str, str], tmp_path: Path
+) -> None:
+    gh.add_repo("octo/hello", issues=100)
+
+    bad = run_triage(
+        "backfill", "github", "octo/hello", "--since", "yesterday", cwd=tmp_path, env=env
+    )
+
+    assert bad.returncode == 2
+    assert error_line(bad.stderr).startswith("error: --since 'yesterday' is not a date")
+    assert len(bad.stderr.strip().splitlines()) == 1 and not gh.requests
+
+    good = run_triage(
+        "backfill",
+        "github",
+        "octo/hello",
+        "--since",
+        "2020-01-04T02:00+02:00",
+        cwd=tmp_path,
+        env=env,
+    )
+    assert good.returncode == 0, good.stderr
+    assert gh.requests[0].query["since"] == ["2020-01-04T00:00:00Z"]
+    assert numbers(tmp_path) == list(range(72, 101))
+
+
+def test_sync_goes_on_past_a_failing_repository_and_exits_1_naming_it(
+    gh: FakeGitHub, env: dict[str, str], tmp_path: Path
+) -> None:
+    gh.add_repo("octo/hello", issues=5)
+    gh.add_repo("acme/api", issues=3, org=True)
+    repos = {**env, "TRIAGE_GITHUB__REPOS": '["octo/nope", "ghost/*", "octo/hello", "acme/*"]'}
+
+    result = run_triage("sync", cwd=tmp_path, env=repos)
+
+    assert result.returncode == 1
+    line = error_line(result.stderr)
+    assert line.startswith("error: 2 sources failed (the others were synced)")
+    assert "octo/nope not found" in line and "'ghost' not found" in line
+    assert numbers(tmp_path) == [1, 2, 3, 4, 5] and numbers(tmp_path, "acme/api") == [1, 2, 3]
+
+    only = run_triage("sync", "--source", "api", cwd=tmp_path, env=repos)
+    assert only.returncode == 1  # `ghost/*` might hold a matching repository
+    assert "github:acme/api:" in only.stdout and "octo/hello" not in only.stdout
+    assert "octo/nope" not in only.stderr and "'ghost' not found" in error_line(only.stderr)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from functools import partial
 from typing import Annotated
 
 import typer
@@ -13,15 +14,18 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from triage import ingest
 from triage.commands.common import console, err_console, runtime
 from triage.context import Context
-from triage.errors import ConfigError
+from triage.errors import ConfigError, Interrupted, TriageError
 from triage.ingest import RunStats
 from triage.sources.base import Source, to_utc
 
 backfill_app = typer.Typer(help="One-off, resumable import of history.", no_args_is_help=True)
 
 SinceOpt = Annotated[
-    datetime | None,
-    typer.Option("--since", help="Only items created (SO) or updated (GitHub) from this date"),
+    str | None,
+    typer.Option(
+        "--since",
+        help="Only items created (SO) or updated (GitHub) from this date (YYYY-MM-DD, UTC)",
+    ),
 ]
 LimitOpt = Annotated[int | None, typer.Option("--limit", min=1, help="Stop after about N items")]
 
@@ -50,12 +54,25 @@ def progress_bar(label: str, total: int | None) -> Iterator[ingest.ProgressHook]
         yield hook
 
 
+def parse_since(value: str | None) -> datetime | None:
+    """`--since` as naive UTC: a date, or an ISO 8601 time (with Z or an offset)."""
+    if value is None:
+        return None
+    try:
+        return to_utc(datetime.fromisoformat(value.strip()))
+    except ValueError:
+        raise ConfigError(
+            f"--since {value!r} is not a date: use YYYY-MM-DD or an ISO 8601 time"
+            " such as 2024-01-31T12:00:00Z"
+        ) from None
+
+
 def _summary(stats: RunStats) -> str:
     state = "complete" if stats.done else "stopped early (re-run to continue)"
     return (
         f"{stats.source}: {stats.items} items ({stats.new} new, {stats.updated} updated,"
-        f" {stats.skipped} skipped) in {stats.requests} requests, {stats.seconds:.1f}s,"
-        f" cursor {stats.cursor or '-'}; {state}"
+        f" {stats.unchanged} unchanged, {stats.skipped} skipped) in {stats.requests} requests,"
+        f" {stats.seconds:.1f}s, cursor {stats.cursor or '-'}; {state}"
     )
 
 
@@ -66,16 +83,30 @@ def _run(
         name = ingest.backfill_cursor_name(source, since)
     else:
         name = ingest.sync_cursor_name(source)
+    last: list[RunStats] = []
     with progress_bar(source.name, source.total_hint()) as hook:
-        stats = ingest.run(
-            tctx.sessions,
-            source,
-            name,
-            since=since,
-            limit=limit,
-            on_page=hook,
-            advance_sync=backfill,
-        )
+
+        def on_page(stats: RunStats) -> None:
+            hook(stats)
+            last[:] = [stats]
+
+        try:
+            stats = ingest.run(
+                tctx.sessions,
+                source,
+                name,
+                since=since,
+                limit=limit,
+                on_page=on_page,
+                advance_sync=backfill,
+            )
+        except KeyboardInterrupt:
+            saved = (
+                f"{last[0].items} items saved, cursor {last[0].cursor}" if last else "nothing new"
+            )
+            raise Interrupted(
+                f"interrupted: {source.name}: {saved}; run the same command again to continue"
+            ) from None
     console.print(_summary(stats), soft_wrap=True, highlight=False)
     return stats
 
@@ -90,11 +121,13 @@ def backfill_github(
     """Import a repository's issues (oldest change first); resumable."""
     from triage.sources import github
 
-    if repo.count("/") != 1 or "*" in repo:
+    owner, _, name = repo.partition("/")
+    if not owner or not name or "/" in name or "*" in repo:
         raise ConfigError(f"expected OWNER/REPO, got {repo!r}")
+    start = parse_since(since)
     tctx = runtime(ctx).context()
     for source in github.make_sources(tctx, [repo]):
-        _run(tctx, source, since and to_utc(since), limit, backfill=True)
+        _run(tctx, source, start, limit, backfill=True)
 
 
 @backfill_app.command("stackoverflow")
@@ -108,30 +141,92 @@ def backfill_stackoverflow(
     """Import a Stack Exchange tag's questions; resumable."""
     from triage.sources import stackexchange
 
+    if not tag.strip():
+        raise ConfigError("expected a tag, e.g. `triage backfill stackoverflow google-gemini`")
+    start = parse_since(since)
     tctx = runtime(ctx).context()
     site = site or tctx.config.stackexchange.site
     for source in stackexchange.make_sources(tctx, [tag], site):
-        _run(tctx, source, since and to_utc(since), limit, backfill=True)
+        _run(tctx, source, start, limit, backfill=True)
 
 
-def sync_sources(tctx: Context, only: str | None = None) -> list[RunStats]:
-    """One incremental pass over every configured source (or those whose name contains `only`)."""
+# `--source` words that pick one kind of source; anything else matches part of a source name.
+KINDS = {"github": "github", "stackexchange": "stackexchange", "stackoverflow": "stackexchange"}
+KINDS["so"] = "stackexchange"
+Builder = tuple[str, str, Callable[[], Sequence[Source]]]
+
+
+def _builders(tctx: Context) -> list[Builder]:
+    """(kind, name, build) per configured repo and tag, so that one failing spoils only itself."""
     from triage.sources import github, stackexchange
 
     cfg = tctx.config
-    sources: list[Source] = []
-    if cfg.github.repos and (only is None or only.startswith("github") or "/" in only):
-        sources += github.make_sources(tctx, cfg.github.repos)
-    if cfg.stackexchange.tags and (only is None or only.startswith(("stack", "so"))):
-        sources += stackexchange.make_sources(tctx, cfg.stackexchange.tags, cfg.stackexchange.site)
-    if only and only not in ("github", "stackexchange", "stackoverflow", "so"):
-        sources = [s for s in sources if only in s.name]
-    if not sources:
+    site = cfg.stackexchange.site
+    return [
+        ("github", f"github:{spec}", partial(github.make_sources, tctx, [spec]))
+        for spec in cfg.github.repos
+    ] + [
+        (
+            "stackexchange",
+            f"stackexchange:{site}/{tag}",
+            partial(stackexchange.make_sources, tctx, [tag], site),
+        )
+        for tag in cfg.stackexchange.tags
+    ]
+
+
+def _picks(only: str | None, kind: str, name: str) -> bool:
+    """Whether `--source ONLY` selects this source (or, for `org/*`, may select some of it)."""
+    if not only:
+        return True
+    if only in KINDS:
+        return KINDS[only] == kind
+    return only in name or name.endswith("/*")
+
+
+def sync_sources(tctx: Context, only: str | None = None) -> list[RunStats]:
+    """One pass over the configured sources (or those `only` picks); a failing one stops none."""
+    results: list[RunStats] = []
+    failures: list[tuple[str, TriageError]] = []
+    seen: set[str] = set()  # `org/*` and `org/repo` both configured: sync it once
+    for kind, name, build in _builders(tctx):
+        if not _picks(only, kind, name):
+            continue
+        try:
+            sources = build()
+        except TriageError as exc:
+            failures.append((name, exc))
+            continue
+        for source in sources:
+            if source.name in seen or not _picks(only, kind, source.name):
+                continue
+            seen.add(source.name)
+            try:
+                results.append(_run(tctx, source, None, None, backfill=False))
+            except Interrupted:
+                raise
+            except TriageError as exc:
+                failures.append((source.name, exc))
+    if failures:
+        raise _failed(failures)
+    if not seen:
         raise ConfigError(
             "no sources to sync: set [github] repos or [stackexchange] tags"
             + (f" matching {only!r}" if only else "")
         )
-    return [_run(tctx, s, None, None, backfill=False) for s in sources]
+    return results
+
+
+def _failed(failures: list[tuple[str, TriageError]]) -> TriageError:
+    """One error for the run: the failure itself, or every failing source on one line."""
+    if len(failures) == 1:
+        return failures[0][1]
+    error = TriageError(
+        f"{len(failures)} sources failed (the others were synced): "
+        + "; ".join(f"{name}: {exc}" for name, exc in failures)
+    )
+    error.exit_code = max(exc.exit_code for _, exc in failures)
+    return error
 
 
 def sync(
