@@ -281,3 +281,19 @@ def test_sync_goes_on_past_a_failing_repository_and_exits_1_naming_it(
     assert only.returncode == 1  # `ghost/*` might hold a matching repository
     assert "github:acme/api:" in only.stdout and "octo/hello" not in only.stdout
     assert "octo/nope" not in only.stderr and "'ghost' not found" in error_line(only.stderr)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["github", "/hello"], "error: expected OWNER/REPO, got '/hello'"),
+        (["stackoverflow", " "], "error: expected a tag"),
+    ],
+)
+def test_a_malformed_backfill_target_is_a_usage_error(
+    env: dict[str, str], tmp_path: Path, args: list[str], message: str
+) -> None:
+    result = run_triage("backfill", *args, cwd=tmp_path, env=env)
+
+    assert result.returncode == 2
+    assert error_line(result.stderr).startswith(message)
