@@ -130,6 +130,10 @@ def _ratings(ratings: Sequence[types.SafetyRating] | None) -> str:
     return f": {', '.join(hit)}" if hit else ""
 
 
+class _CacheUnusable(Exception):
+    """The run's context cache was refused (expired, deleted): retry the call without it."""
+
+
 class GeminiProvider:
     """Classifies packed batches with one structured-output call each."""
 
@@ -210,25 +214,13 @@ class GeminiProvider:
     ) -> Reply:
         user = self.user_prompt(items, ids)
         cache = self._cache_for(system)
-        record = self.record(len(items))
-        started = time.monotonic()
+        config = self.generation_config(schema, system, cache)
         try:
-            response = self._generate(user, self.generation_config(schema, system, cache))
-        except genai_errors.APIError as exc:
-            if cache is not None and self._is_cache_error(exc):
-                log.warning("context cache unusable, continuing without it", error=exc.message)
-                self._cache_off = True
-                return self._call(items, ids, system, schema)
-            record.latency_ms = int((time.monotonic() - started) * 1000)
-            raise self.failure(exc, record) from None
-        except httpx.HTTPError as exc:
-            record.latency_ms = int((time.monotonic() - started) * 1000)
-            raise self.failure(exc, record) from None
-        record.latency_ms = int((time.monotonic() - started) * 1000)
-        self._failed_calls = 0
-        reply = reply_from(response, record)
-        self.price(record)
-        return reply
+            return self._send(user, config, self.record(len(items)))
+        except _CacheUnusable as exc:
+            log.warning("context cache unusable, continuing without it", error=str(exc))
+            self._cache_off = True
+            return self._call(items, ids, system, schema)
 
     def generate_json(
         self, system: str, user: str, schema: type, purpose: str, prompt_version: str, items: int
@@ -238,10 +230,16 @@ class GeminiProvider:
         Raises CallFailed (or ConfigError for a bad key/model) like a classification call.
         """
         record = CallRecord(self.name, self.model, prompt_version, purpose=purpose, items=items)
+        return self._send(user, self.generation_config(schema, system, None), record)
+
+    def _send(self, user: str, config: types.GenerateContentConfig, record: CallRecord) -> Reply:
+        """One call with its latency, usage and price in `record`; failures mapped by `failure`."""
         started = time.monotonic()
         try:
-            response = self._generate(user, self.generation_config(schema, system, None))
+            response = self._generate(user, config)
         except (genai_errors.APIError, httpx.HTTPError) as exc:
+            if config.cached_content and self._is_cache_error(exc):
+                raise _CacheUnusable(describe(exc)) from None
             record.latency_ms = int((time.monotonic() - started) * 1000)
             raise self.failure(exc, record) from None
         record.latency_ms = int((time.monotonic() - started) * 1000)
@@ -341,7 +339,9 @@ class GeminiProvider:
         return counted.total_tokens or estimate
 
     @staticmethod
-    def _is_cache_error(exc: genai_errors.APIError) -> bool:
+    def _is_cache_error(exc: Exception) -> bool:
+        if not isinstance(exc, genai_errors.APIError):
+            return False
         return exc.code in (400, 403, 404) and "cache" in (exc.message or "").lower()
 
     @property
