@@ -7,6 +7,7 @@ from collections.abc import Callable
 from rich.markup import escape
 
 from triage.commands.common import Runtime, console
+from triage.config import config_path
 from triage.context import Context
 from triage.db import migrate
 from triage.errors import TriageError
@@ -111,7 +112,9 @@ def register_check(name: str, check: Check) -> None:
 def run_checks(rt: Runtime) -> bool:
     ok = True
     ctx = rt.context(check_schema=False)
-    console.print(f"[green]ok[/]   config: {rt.config_path or 'default path'} loaded")
+    path = config_path(rt.config_path)
+    loaded = f"{path} loaded" if path.exists() else f"no {path}: defaults and TRIAGE_* environment"
+    console.print(f"[green]ok[/]   config: {escape(loaded)}")
     for name, check in CHECKS:
         try:
             # Check texts name config sections ("[github] repos"): not rich markup.

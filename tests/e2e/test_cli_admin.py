@@ -116,6 +116,12 @@ def test_init_creates_config_and_schema_then_status_and_export(tmp_path: Path) -
     rows = list(csv.DictReader(io.StringIO((tmp_path / "x.csv").read_text())))
     assert {r["key"] for r in rows} == set(records)
 
+    nowhere = run_triage("export", "--out", "no/such/dir/x.jsonl", cwd=tmp_path)
+    assert nowhere.returncode == 2
+    assert nowhere.stderr.strip() == (
+        "error: --out no/such/dir/x.jsonl: cannot write there (No such file or directory)"
+    )
+
 
 def test_bad_config_is_one_line_exit_2(tmp_path: Path) -> None:
     (tmp_path / "triage.toml").write_text("[github]\nrepoz = 1\n")

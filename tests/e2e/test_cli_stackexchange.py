@@ -121,6 +121,7 @@ def test_key_is_sent_but_never_printed(
 
 def test_doctor_reports_endpoint_and_quota(tmp_path: Path, env: dict[str, str]) -> None:
     result = run_triage("doctor", cwd=tmp_path, env=env)
+    assert "ok   config: no triage.toml: defaults and TRIAGE_* environment" in result.stdout
     [line] = [ln for ln in result.stdout.splitlines() if "stackexchange:" in ln]
     assert line.startswith("ok") and "reachable" in line and "quota 299/300" in line
 

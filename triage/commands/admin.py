@@ -184,7 +184,11 @@ def export(
     if out is None:
         n = export_items(tctx.sessions, fmt, sys.stdout)
     else:
-        with out.open("w", encoding="utf-8", newline="") as fh:
+        try:
+            fh = out.open("w", encoding="utf-8", newline="")
+        except OSError as exc:
+            raise ConfigError(f"--out {out}: cannot write there ({exc.strerror})") from None
+        with fh:
             n = export_items(tctx.sessions, fmt, fh)
         console.print(f"wrote {n} items to {out}", style="dim")
 
