@@ -30,10 +30,13 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 def make_engine(url: str) -> Engine:
     """Create an engine and check that the database can be opened."""
+    example = "e.g. sqlite:///triage.db or postgresql+psycopg://user@host/db"
+    if not url.strip():
+        raise ConfigError(f"database.url is empty: set it, {example}")
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise ConfigError(f"database.url is not a valid database URL: {_safe(url)}") from None
+        raise ConfigError(f"database.url {_safe(url)} is not a database URL: {example}") from None
     kwargs: dict[str, Any] = {"future": True}
     if parsed.get_backend_name() == "sqlite":
         db = parsed.database
@@ -65,7 +68,8 @@ def _safe(url: str) -> str:
     try:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
-        return "<unparseable URL>"
+        # Without an '@' there is no password to hide, and the value helps to spot the typo.
+        return repr(url) if "@" not in url else "<unparseable URL>"
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
