@@ -229,6 +229,17 @@ def test_budget_counts_jobs_not_yet_collected(fake: FakeGemini, engine: Engine) 
     assert again.jobs == [] and again.exhausted is not None
 
 
+def test_an_ordinary_run_counts_jobs_not_yet_collected_too(
+    fake: FakeGemini, engine: Engine
+) -> None:
+    seed(engine, [item(i, f"App crashes {i}", "error " * 300) for i in range(1, 5)])
+    ctx, p = setup(fake, engine, max_items_per_call=2, daily_token_budget=1500)
+    assert len(batch.submit(ctx, p, limit=2).jobs) == 1
+    stats = classify.run(ctx, p)
+    assert stats.exhausted is not None and "daily token budget reached" in str(stats.exhausted)
+    assert fake.generate_calls == 0 and stats.analysed == 0
+
+
 def test_submit_and_poll_on_both_databases(fake: FakeGemini, db_url: str) -> None:
     from triage.db import migrate
     from triage.db.engine import make_engine

@@ -61,11 +61,6 @@ def _open_rows(session: Session, p: GeminiProvider) -> list[BatchJob]:
     return list(session.scalars(stmt))
 
 
-def reserved_tokens(session: Session, p: GeminiProvider) -> int:
-    """Estimated tokens of jobs not yet collected: spent as far as the budget is concerned."""
-    return sum(int(r.get("tokens", 0)) for row in _open_rows(session, p) for r in row.requests)
-
-
 def recover(ctx: Context, p: GeminiProvider) -> None:
     """Match rows left in SUBMITTING by a crash to their jobs, or release their items."""
     with transaction(ctx.sessions) as s:
@@ -95,8 +90,7 @@ def submit(
         items = classify.pending_items(s, p, limit=limit, reanalyze=reanalyze)
         texts = [classify.item_text(it) for it in items]
         examples = classify.examples_for(s, config, {t.scope for t in texts})
-        budget = Budget.load(s, config.llm)
-        budget.reserve(reserved_tokens(s, p))
+        budget = Budget.load(s, config.llm)  # counts the jobs not yet collected
     system = prompts.system_instruction(taxonomy, examples)
     schema = prompts.response_model(taxonomy)
     llm = config.llm

@@ -1,7 +1,8 @@
 """Token budgets: `[llm] daily_token_budget` per UTC day and `run_token_budget` per run.
 
 Spend is read from `llm_calls` (input + output tokens), so every replica and every run shares
-the same daily count. A run checks its next call's estimate before making it and stops cleanly,
+the same daily count; Batch-Mode jobs not yet collected count with their estimates until their
+calls are recorded. A run checks its next call's estimate before making it and stops cleanly,
 with everything done so far stored, when the call would not fit.
 """
 
@@ -14,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from triage.config import LLMConfig
-from triage.db.schema import LLMCall
+from triage.db.schema import BatchJob, LLMCall
 from triage.db.store import utcnow
 from triage.errors import BudgetExhausted
 
@@ -39,6 +40,12 @@ def spent_since(session: Session, since: datetime) -> tuple[int, float]:
     return int(row[0]), float(row[1])
 
 
+def held_by_batch_jobs(session: Session) -> int:
+    """Estimated tokens of Batch-Mode jobs not yet collected: promised, so counted as spent."""
+    rows = session.scalars(select(BatchJob.requests).where(BatchJob.completed_at.is_(None)))
+    return sum(int(r.get("tokens", 0)) for requests in rows for r in requests)
+
+
 def _span(delta: timedelta) -> str:
     minutes = max(int(delta.total_seconds() // 60), 0)
     return f"{minutes // 60}h {minutes % 60:02d}m"
@@ -52,18 +59,20 @@ class Budget:
     cost_today: float
     now: datetime
     spent_run: int = 0
+    held: int = 0  # by Batch-Mode jobs not yet collected (their calls are not recorded yet)
 
     @classmethod
     def load(cls, session: Session, llm: LLMConfig, now: datetime | None = None) -> Budget:
         now = now or utcnow()
         tokens, cost = spent_since(session, day_start(now))
-        return cls(llm.daily_token_budget, llm.run_token_budget, tokens, cost, now)
+        held = held_by_batch_jobs(session)
+        return cls(llm.daily_token_budget, llm.run_token_budget, tokens, cost, now, held=held)
 
     def remaining(self) -> int | None:
         """Tokens the next calls may still use, or None when nothing caps them."""
         left = []
         if self.daily:
-            left.append(self.daily - self.spent_today)
+            left.append(self.daily - self.spent_today - self.held)
         if self.run:
             left.append(self.run - self.spent_run)
         return max(min(left), 0) if left else None
@@ -77,20 +86,17 @@ class Budget:
         self.spent_run += tokens
         self.cost_today += cost
 
-    def reserve(self, tokens: int) -> None:
-        """Count tokens promised elsewhere today (Batch-Mode jobs not yet collected)."""
-        self.spent_today += tokens
-
     def exhausted(self, pending: int) -> BudgetExhausted:
         """The one-line stop message: what was spent, and when the budget resets."""
         left = f"{pending} item{'s' if pending != 1 else ''} still pending"
-        daily_left = self.daily - self.spent_today if self.daily else None
+        daily_left = self.daily - self.spent_today - self.held if self.daily else None
         run_left = self.run - self.spent_run if self.run else None
         if daily_left is not None and (run_left is None or daily_left <= run_left):
             reset = next_reset(self.now)
+            held = f", {self.held:,} more held by Batch Mode jobs not yet collected"
             return BudgetExhausted(
                 f"daily token budget reached: {self.spent_today:,} of {self.daily:,} tokens"
-                f" (~${self.cost_today:.2f}) spent today; it resets at"
+                f" (~${self.cost_today:.2f}) spent today{held if self.held else ''}; it resets at"
                 f" {reset:%Y-%m-%d %H:%M} UTC (in {_span(reset - utcnow())}); {left}"
                 " ([llm] daily_token_budget)"
             )
