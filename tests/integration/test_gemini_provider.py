@@ -222,6 +222,15 @@ def test_unknown_model_lists_close_names(fake: FakeGemini) -> None:
         p.check_model()
 
 
+def test_a_wrong_api_version_is_not_blamed_on_the_model(fake: FakeGemini) -> None:
+    p = provider(fake, gemini={"api_version": "v2"})
+    with pytest.raises(ConfigError) as err:
+        p.classify(texts(), taxonomy(p), [])
+    assert "unknown Gemini model" not in str(err.value)
+    assert "[llm.gemini] base_url and api_version" in str(err.value)
+    assert "v2" in str(err.value) and fake.base_url in str(err.value)
+
+
 def test_a_rejected_key_is_one_line_naming_the_variable_and_never_echoed(
     fake: FakeGemini,
 ) -> None:

@@ -371,10 +371,16 @@ class GeminiProvider:
         return info.display_name or info.name or self.model
 
     def unknown_model(self) -> ConfigError:
+        """The error for a 404: close model names, or the endpoint when it cannot list models."""
         try:
             names = [(m.name or "").removeprefix("models/") for m in self.client.models.list()]
         except (genai_errors.APIError, httpx.HTTPError):
-            names = []
+            # Not even the model list is there: the URL is wrong, not (only) the model name.
+            return ConfigError(
+                f"the Gemini API at {self.cfg.base_url} ({self.cfg.api_version}) answered 404"
+                f" for model '{self.model}' and for the model list:"
+                " check [llm.gemini] base_url and api_version"
+            )
         close = difflib.get_close_matches(self.model, names, n=5, cutoff=0.5)
         hint = f"; close names: {', '.join(close)}" if close else ""
         return ConfigError(f"unknown Gemini model '{self.model}' ([llm.gemini] model){hint}")
