@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import tests.fakes.themes_model  # noqa: F401  (registers the themes/duplicates responders)
+from tests.digest_seed import Seed
 from tests.fakes.corpus import PROBLEMS, batch
 from tests.fakes.gemini import DEFAULT_KEY, FakeGemini
 from tests.integration.test_duplicates import cross_post
@@ -95,3 +96,19 @@ def test_a_failed_model_call_exits_1_and_the_rerun_finishes(
     fake.faults.clear()
     again = run_triage("themes", cwd=workdir, env=env)
     assert again.returncode == 0 and "17 of 17 items themed" in again.stdout.replace("\n", " ")
+
+
+def test_theme_titles_are_printed_as_plain_text(tmp_path: Path) -> None:
+    (tmp_path / "triage.toml").write_text("")
+    engine = make_engine(f"sqlite:///{tmp_path / 'triage.db'}")
+    migrate.upgrade(engine)
+    seed = Seed(engine)
+    title = "Crash in [/] parser [bold]loud[/bold]"  # a model may word a theme so
+    seed.assign(
+        seed.item(datetime.now(UTC).replace(tzinfo=None) - timedelta(hours=1)), seed.theme(title)
+    )
+    seed.flush()
+    engine.dispose()
+    r = run_triage("themes", "--provider", "local", cwd=tmp_path, env={"COLUMNS": "200"})
+    assert r.returncode == 0, r.stderr
+    assert title in r.stdout

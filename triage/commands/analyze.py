@@ -80,7 +80,9 @@ def _batch(
                 f"batch jobs: {len(got.collected)} collected, {len(got.running)} still running"
             )
             for name, why in got.failed_jobs.items():
-                console.print(f"job {name} failed ({why}); its items are pending again")
+                console.print(
+                    f"job {name} failed ({why}); its items are pending again", markup=False
+                )
             for stats in (got.outcome, got.retried):
                 if stats is not None and (stats.calls or stats.failed):
                     console.print(summary(stats), soft_wrap=True)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import select
 
 from triage.analysis import themes as th
@@ -77,7 +78,7 @@ def _print_themes(tctx: Context, start: datetime, end: datetime) -> None:
     for tid, by_source in ranked[:20]:
         table.add_row(
             str(tid),
-            titles.get(tid, ""),
+            Text(titles.get(tid, "")),  # worded from untrusted reports: never rich markup
             str(by_source.get("github", 0)),
             str(by_source.get("stackexchange", 0)),
         )
