@@ -4,7 +4,7 @@ Training pools every labelled item of every source and lets the target source's 
 switch on a private copy of their features ("frustratingly easy" domain adaptation, Daumé 2007):
 shared weights learn what bug/feature/question look like anywhere, the private copy learns the
 target repository's own habits (templates, vocabulary). On NLBSE'24 this beats a model trained
-on the repository alone by about four points of macro-F1 (bench/local_quality.py).
+on the repository alone by about two points of macro-F1 (bench/local_quality.py --alone).
 
 Confidences come from temperature scaling of the SVM's scores, fitted on out-of-fold scores of
 the target source's items. Scaling keeps the arg-max, so calibration never changes a prediction
