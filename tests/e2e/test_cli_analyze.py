@@ -105,6 +105,8 @@ def test_batch_mode_submit_and_poll(project: Path, fake: FakeGemini) -> None:
     assert submitted.returncode == 0, submitted.stderr
     assert "submitted 1 batch jobs (1 requests, 4 items)" in submitted.stdout
     assert "triage analyze --poll" in submitted.stdout
+    waiting = triage(project, "analyze")
+    assert waiting.returncode == 0 and "4 items wait in Batch Mode jobs" in waiting.stdout
     polled = triage(project, "analyze", "--poll")
     assert polled.returncode == 0, polled.stderr
     assert "1 collected, 0 still running" in polled.stdout

@@ -135,11 +135,16 @@ def analyze(
         return
     with tctx.sessions() as s:
         planned = len(classify.pending_items(s, chosen, limit=limit, reanalyze=reanalyze))
+        held = len(classify.keys_in_open_batches(s, chosen)) if planned == 0 else 0
     if planned == 0:
-        console.print(
-            f"nothing to analyse: every item has an analysis by {chosen.name}/{chosen.model}"
-            f" ({chosen.prompt_version})"
-        )
+        done = f"{chosen.name}/{chosen.model} ({chosen.prompt_version})"
+        line = f"nothing to analyse: every item has an analysis by {done}"
+        if held:
+            line = (
+                f"nothing to analyse: {held} items wait in Batch Mode jobs (`triage analyze"
+                f" --poll` collects them), every other item has an analysis by {done}"
+            )
+        console.print(line, markup=False, soft_wrap=True)
         return
     with _progress(planned) as hook:
         stats = classify.run(tctx, chosen, limit=limit, reanalyze=reanalyze, on_batch=hook)
