@@ -14,8 +14,8 @@ from tests.local_corpus import items
 from triage.analysis import classify
 from triage.config import Config
 from triage.context import Context
-from triage.db import store
-from triage.db.engine import session_factory, transaction
+from triage.db import migrate, store
+from triage.db.engine import make_engine, session_factory, transaction
 from triage.db.schema import Analysis, LLMCall, LocalModel
 from triage.providers.base import ItemText, Taxonomy
 from triage.providers.local import LocalProvider, from_context
@@ -36,6 +36,15 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
     monkeypatch.setattr(socket.socket, "connect_ex", refuse)
     yield attempts
     assert attempts == [], f"the local provider tried to connect: {attempts}"
+
+
+@pytest.fixture
+def any_engine(db_url: str) -> Iterator[Engine]:
+    """A migrated engine on SQLite and, when configured, PostgreSQL."""
+    eng = make_engine(db_url)
+    migrate.upgrade(eng)
+    yield eng
+    eng.dispose()
 
 
 def local_ctx(engine: Engine, **local: Any) -> Context:
@@ -136,7 +145,8 @@ def test_no_labels_anywhere_falls_back_to_rules_and_says_so(engine: Engine) -> N
         assert r.confidence < ctx.config.labels.min_confidence
 
 
-def test_retrained_only_when_the_labelled_set_grew_enough(engine: Engine) -> None:
+def test_retrained_only_when_the_labelled_set_grew_enough(any_engine: Engine) -> None:
+    engine = any_engine
     seed(engine, items(20))  # 60 labelled
     ctx = local_ctx(engine, retrain_growth=0.2)
 
