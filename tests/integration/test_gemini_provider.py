@@ -113,6 +113,16 @@ def test_invalid_json_twice_splits_the_batch(fake: FakeGemini) -> None:
     assert [c.items for c in out.calls] == [4, 4, 2, 2]
 
 
+def test_a_model_that_only_answers_invalid_json_is_given_up_on_quickly(fake: FakeGemini) -> None:
+    fake.invalid_json_next = 10_000
+    p = provider(fake, max_items_per_call=50)
+    items = [ItemText(f"k{i}", f"App crashes {i}", "") for i in range(100)]
+    out = p.classify(items, taxonomy(p), [])
+    assert out.stop is not None and "invalid JSON" in out.stop
+    assert not out.results and len(out.failed) == 100
+    assert fake.generate_calls <= 20  # splitting down to single items would take ~200 calls
+
+
 def test_missing_ids_are_asked_again_in_a_smaller_batch(fake: FakeGemini) -> None:
     fake.drop_answers_next = 1
     p = provider(fake)

@@ -85,6 +85,10 @@ def classify_with_repair(
     """Classify one packed batch, splitting and re-asking until every item has an outcome."""
     out = ClassifyOutcome()
     queue: deque[_Unit] = deque([_Unit(list(items))]) if items else deque()
+    # One item can make a model write broken JSON, and splitting finds it in a few calls; a
+    # model that never writes usable JSON would be split down to every item (~4 calls each).
+    hopeless = 2 * len(items).bit_length() + 4
+    invalid = usable = 0
     while queue:
         unit = queue.popleft()
         ids = item_ids(len(unit.items))
@@ -105,6 +109,18 @@ def classify_with_repair(
             continue
         out.calls.append(reply.record)
         _settle(unit, reply, id_to_key, taxonomy, out, queue, invalid_retries, missing_rounds)
+        if reply.record.outcome == "invalid_json":
+            invalid += 1
+        elif reply.record.outcome in ("ok", "partial"):
+            usable += 1
+        if not usable and invalid >= hopeless:
+            out.stop = (
+                f"the model answered invalid JSON {invalid} times and usable JSON never;"
+                " stopping (check [llm] provider and model)"
+            )
+            for rest in queue:
+                out.failed.update({it.key: out.stop for it in rest.items})
+            break
     return out
 
 
