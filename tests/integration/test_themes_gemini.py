@@ -185,6 +185,17 @@ def test_failed_call_leaves_items_for_the_next_run(ctx: Context, fake: FakeGemin
     assert not again.skipped and again.assigned == len(items)
 
 
+def test_a_model_that_never_answers_usable_json_is_given_up_on_quickly(
+    ctx: Context, fake: FakeGemini
+) -> None:
+    items = batch(PROBLEMS[:4], 25, DAY1, seed=8)
+    add(ctx, items)
+    fake.invalid_json_next = 10_000
+    result = th.run_for_context(ctx, EPOCH, "gemini")
+    assert result.failed == len(items) and result.assigned == 0
+    assert fake.generate_calls <= 10  # halving down to pairs of items would take 127 calls
+
+
 def test_model_merge_of_two_existing_themes_is_recorded(ctx: Context, fake: FakeGemini) -> None:
     items = batch([PROBLEMS[1]], 4, DAY1, seed=6)
     add(ctx, items)

@@ -33,6 +33,10 @@ ITEM_CHARS = 700  # title and summary (or the head of the body) say what a repor
 # Each answer line costs about this many output tokens; calls stay well inside output limits.
 ANSWER_TOKENS = 16
 MAX_OUTPUT_TOKENS = 32_000
+# Garbled answers, and not one usable, after which the model is taken to be unfit: halving a
+# chunk to find an item that trips it up takes at most 7 in a row; halving for a model that
+# never answers in JSON would take 127 calls a chunk.
+GIVE_UP_AFTER = 10
 # The theme list may take at most this share of a prompt; past it, each call shows the themes
 # most alike to its items.
 THEMES_SHARE = 0.5
@@ -108,6 +112,8 @@ class RunState:
     plan: ThemePlan = field(default_factory=ThemePlan)
     shown: list[Shown] = field(default_factory=list)
     proposed: dict[str, NewTheme] = field(default_factory=dict)
+    garbled: int = 0  # answers that were not the JSON asked for
+    usable: int = 0
 
 
 def render_theme(theme: Shown) -> str:
@@ -225,6 +231,13 @@ class LLMThemer:
             used = reply.record.input_tokens + reply.record.output_tokens
             self.budget.add(used, reply.record.cost_usd)
         answer = self._parse(reply)
+        if answer is None and not reply.blocked and reply.finish != "MAX_TOKENS":
+            run.garbled += 1
+            if not run.usable and run.garbled >= GIVE_UP_AFTER:
+                raise CallFailed(
+                    f"the model answered {run.garbled} times without the JSON asked for;"
+                    " stopping (check [llm] provider and model)"
+                )
         if answer is None:
             if len(chunk) > 1 and depth < 6:  # cut short or garbled: ask again in halves
                 mid = len(chunk) // 2
@@ -235,6 +248,7 @@ class LLMThemer:
             else:
                 run.plan.failed.update(d.key for d in chunk)
             return
+        run.usable += 1
         self._apply(run, answer, dict(zip(ids, chunk, strict=True)), shown)
 
     @staticmethod
