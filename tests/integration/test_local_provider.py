@@ -204,3 +204,29 @@ def test_doctor_says_what_answers_for_each_source(engine: Engine) -> None:
     assert "pooled model for the rest" in line
     other = Config.model_validate({"llm": {"provider": "gemini"}})
     assert doctor_check(context(other, engine)).startswith("skipped")
+
+
+def test_a_spent_token_budget_does_not_hold_back_the_local_model(engine: Engine) -> None:
+    """Gemini used up today's tokens; the free local model still analyses, and says who answered."""
+    seed(engine, items(15, "big/one") + fresh(2, "small/two"))
+    config = Config.model_validate(
+        {"llm": {"provider": "local", "daily_token_budget": 1000, "local": {}}}
+    )
+    ctx = context(config, engine, key=None)
+    with transaction(ctx.sessions) as s:
+        s.add(
+            LLMCall(
+                provider="gemini",
+                model="m",
+                input_tokens=5000,
+                output_tokens=10,
+                created_at=store.utcnow(),
+            )
+        )
+    new_keys = {i.key for i in fresh(2, "small/two")}
+    stats = classify.run(ctx, from_context(ctx), keys=new_keys)
+    assert stats.exhausted is None and not stats.failed
+    assert stats.analysed == len(new_keys)
+    with ctx.sessions() as s:
+        notes = s.scalars(select(Analysis.reason).where(Analysis.item_key.in_(new_keys))).all()
+    assert notes and all(n and n.startswith("pooled model:") for n in notes)

@@ -68,6 +68,10 @@ class Budget:
         held = held_by_batch_jobs(session)
         return cls(llm.daily_token_budget, llm.run_token_budget, tokens, cost, now, held=held)
 
+    @classmethod
+    def unlimited(cls) -> Budget:
+        return cls(daily=0, run=0, spent_today=0, cost_today=0.0, now=utcnow())
+
     def remaining(self) -> int | None:
         """Tokens the next calls may still use, or None when nothing caps them."""
         left = []

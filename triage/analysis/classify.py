@@ -210,7 +210,7 @@ def store_outcome(
                 "content_hash": hashes[r.key],
                 **common,
                 "status": "ok",
-                "reason": None,
+                "reason": r.note,  # e.g. which fallback answered (pooled model, rules)
                 "category": r.category,
                 "labels": [lb for lb in r.labels if lb in allowed],
                 "priority": r.priority,
@@ -292,7 +292,9 @@ def run(
         if not texts:
             return stats
         examples = examples_for(s, config, {t.scope for t in texts})
-        budget = Budget.load(s, config.llm)
+        # Token budgets meter paid calls; a provider that spends no tokens is never held back.
+        metered = getattr(provider, "metered", True)
+        budget = Budget.load(s, config.llm) if metered else Budget.unlimited()
     stats.planned = len(texts)
     prefix = estimate_tokens(prompts.system_instruction(taxonomy, examples))
     llm = config.llm

@@ -135,7 +135,11 @@ class ClassifyOutcome:
 
 
 class Provider(Protocol):
-    """A model that classifies and summarizes batches of items."""
+    """A model that classifies and summarizes batches of items.
+
+    A provider may set `metered = False` when its calls cost no tokens (the local model), so
+    the token budgets never hold it back.
+    """
 
     name: str  # gemini | local | openai
     model: str

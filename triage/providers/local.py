@@ -70,6 +70,7 @@ class LocalProvider:
     name = "local"
     model = MODEL_ID
     prompt_version = PROMPT_VERSION
+    metered = False  # no tokens, no cost: the token budgets do not apply
 
     def __init__(self, models: ModelSource, cfg: LocalConfig | None = None) -> None:
         self.models = models
