@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import bisect
 import re
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -442,15 +441,7 @@ def main(argv: list[str] | None = None) -> None:
     fake.autocreate = (opts.issues, opts.prs_every)
     fake.limit = opts.rate_limit
     fake.port = opts.port
-    fake.start()
-    print(fake.base_url, flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        fake.stop()
-        sys.stdout.flush()
+    fake.serve_until_interrupted()
 
 
 if __name__ == "__main__":

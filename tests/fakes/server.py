@@ -180,6 +180,17 @@ class FakeServer:
             self._httpd.server_close()
             self._httpd = None
 
+    def serve_until_interrupted(self) -> None:
+        """Standalone mode: start, print the base URL for whoever started us, serve until Ctrl-C."""
+        self.start()
+        print(self.base_url, flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
+
     def __enter__(self) -> FakeServer:
         return self.start()
 

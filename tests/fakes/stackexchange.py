@@ -12,7 +12,6 @@ Standalone: `python -m tests.fakes.stackexchange --questions 5000 --port 0` prin
 from __future__ import annotations
 
 import argparse
-import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -317,15 +316,7 @@ def main(argv: list[str] | None = None) -> None:
     fake = FakeStackExchange(args.questions, site=args.site, tag=args.tag)
     fake.port = args.port
     fake.set_backoff(args.backoff)
-    fake.start()
-    print(fake.base_url, flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        fake.stop()
-        sys.stdout.flush()
+    fake.serve_until_interrupted()
 
 
 if __name__ == "__main__":
