@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -73,10 +74,14 @@ def test_backfill_imports_history_and_a_rerun_only_applies_changes(
 ) -> None:
     gh.add_repo("octo/hello", issues=250, prs_every=10)
 
-    first = run_triage("backfill", "github", "octo/hello", cwd=tmp_path, env=env)
+    first = run_triage(
+        "backfill", "github", "octo/hello", cwd=tmp_path, env={**env, "COLUMNS": "200"}
+    )
 
     assert first.returncode == 0, first.stderr
     assert "225 items (225 new, 0 updated, 0 unchanged, 25 skipped) in 3 requests" in first.stdout
+    # The progress bar: items so far, items per second, and the API quota the last answer left.
+    assert re.search(r"github:octo/hello .* 225 items +\d+/s +quota 4997 ", first.stderr)
     assert numbers(tmp_path) == [n for n in range(1, 251) if n % 10]
 
     gh.edit_issue("octo/hello", 7, title="Edited")
