@@ -236,3 +236,35 @@ def test_doctor_checks_key_model_and_endpoint(fake: FakeGemini, engine: Engine) 
     fake.fail(503, times=10, path="/models/")
     with pytest.raises(ProviderError, match="503"):
         doctor_check(context(gemini_config(fake), engine))
+
+
+def test_a_label_a_human_removed_is_a_counter_example_in_later_prompts(
+    fake: FakeGemini, engine: Engine
+) -> None:
+    from triage.db.engine import transaction
+    from triage.db.schema import LabelCorrection, LabelWrite
+    from triage.db.store import utcnow
+
+    seed(
+        engine,
+        [
+            item(1, "Add support for dark mode", "please", labels=["enhancement"]),
+            item(2, "Button colour looks odd", "not a bug at all"),
+            item(3, "App crashes on start", "Traceback"),
+        ],
+    )
+    with transaction(session_factory(engine)) as s:
+        s.add(
+            LabelWrite(
+                item_key="github:acme/app#2",
+                label="bug",
+                confidence=0.9,
+                status="applied",
+                written_at=utcnow(),
+            )
+        )
+        s.add(LabelCorrection(item_key="github:acme/app#2", label="bug", seen_at=utcnow()))
+    run(fake, engine, llm={"few_shot_per_category": 2}, keys={"github:acme/app#3"})
+    system = fake.requests_to(":generateContent")[0].json()["systemInstruction"]["parts"][0]["text"]
+    corrections = system.split("Corrections:", 1)[1]
+    assert "wrong_labels=bug" in corrections and "Button colour looks odd" in corrections

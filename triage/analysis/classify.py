@@ -167,7 +167,17 @@ def examples_for(session: Session, config: Config, scopes: Iterable[str]) -> lis
                 break
         if all(len(picked[c]) >= per for c in wanted):
             break
-    return [ex for cat in picked for ex in picked[cat]]
+    return [ex for cat in picked for ex in picked[cat]] + counter_examples(session, per)
+
+
+def counter_examples(session: Session, per: int) -> list[Example]:
+    """Labels a human removed after triage added them, shown to the model as "not this label"."""
+    from triage.sinks.label_history import corrections_for
+
+    out: list[Example] = []
+    for ce in corrections_for(session, limit=max(per, 1) * 2):
+        out.append(Example(ce.title, ce.body or "", ce.category or "", (), (ce.wrong_label,)))
+    return out
 
 
 def _upsert_analysis(session: Session, row: dict[str, Any]) -> None:

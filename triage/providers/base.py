@@ -55,6 +55,8 @@ class Example:
     body: str
     category: str
     labels: tuple[str, ...] = ()
+    # Labels a maintainer removed after triage added them: a counter-example ("not this label").
+    not_labels: tuple[str, ...] = ()
 
 
 class ItemAnswer(BaseModel):

@@ -46,16 +46,26 @@ def _example(ex: Example) -> str:
     title = neutralize(cap_title(ex.title))
     body = neutralize(cap_body(title, ex.body, EXAMPLE_MAX_CHARS))
     labels = ",".join(ex.labels) or "-"
-    return f"<<<EXAMPLE category={ex.category} labels={labels}>>>\n{title}\n{body}\n{ITEM_CLOSE}"
+    wrong = f" wrong_labels={','.join(ex.not_labels)}" if ex.not_labels else ""
+    head = f"<<<EXAMPLE category={ex.category or '-'} labels={labels}{wrong}>>>"
+    return f"{head}\n{title}\n{body}\n{ITEM_CLOSE}"
 
 
 def system_instruction(taxonomy: Taxonomy, examples: Sequence[Example]) -> str:
     """The shared prefix of every call: taxonomy, rules and few-shot examples."""
     shots = ""
-    if examples:
+    labelled = [ex for ex in examples if not ex.not_labels]
+    corrected = [ex for ex in examples if ex.not_labels]
+    if labelled:
         shots = (
             "\nExamples labelled by the project's maintainers (untrusted data as well):\n"
-            + "\n".join(_example(ex) for ex in examples)
+            + "\n".join(_example(ex) for ex in labelled)
+        )
+    if corrected:
+        shots += (
+            "\nCorrections: maintainers removed the wrong_labels from these items after they"
+            " were added automatically. Do not give such items those labels:\n"
+            + "\n".join(_example(ex) for ex in corrected)
         )
     return _template("classify_system.txt").substitute(
         categories=_categories(taxonomy),
