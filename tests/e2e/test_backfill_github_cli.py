@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -90,6 +91,15 @@ def test_backfill_imports_history_and_a_rerun_only_applies_changes(
     assert again.returncode == 0, again.stderr
     assert "(0 new, 1 updated, 0 unchanged" in again.stdout and "in 1 requests" in again.stdout
     assert len(numbers(tmp_path)) == 225
+
+    status = run_triage("status", "--json", cwd=tmp_path, env=env)
+    assert status.returncode == 0, status.stderr
+    data = json.loads(status.stdout)
+    cursors = {c["name"]: c for c in data["cursors"]}
+    backfilled = cursors["backfill:github:octo/hello"]
+    assert backfilled["done"] and backfilled["value"] == cursor(tmp_path)
+    assert cursors["sync:github:octo/hello"]["value"] == backfilled["value"]
+    assert data["items"] == {"github": 225} and data["backlog"] == 225
 
 
 def test_backfill_killed_mid_way_resumes_and_stores_every_item_once(
