@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 
 from rich.markup import escape
 
+from triage import logs
 from triage.commands.common import Runtime, console
 from triage.config import config_path
 from triage.context import Context
@@ -31,77 +33,28 @@ def _credentials(ctx: Context) -> str:
     return "credentials present: " + (", ".join(present) or "none needed")
 
 
-def _stackexchange(ctx: Context) -> str:
-    from triage.sources.stackexchange import doctor_check
+def _lazy(target: str) -> Check:
+    """A check from `module:function`, imported only when doctor runs it (no client loads early)."""
+    module, _, name = target.partition(":")
 
-    return doctor_check(ctx)
+    def check(ctx: Context) -> str:
+        return str(getattr(importlib.import_module(module), name)(ctx))
 
-
-CHECKS: list[tuple[str, Check]] = [("schema", _schema), ("credentials", _credentials)]
-CHECKS.append(("stackexchange", _stackexchange))
-
-
-def _github(ctx: Context) -> str:
-    from triage.sources.github import doctor_check
-
-    return doctor_check(ctx)
+    return check
 
 
-CHECKS.append(("github", _github))
-
-
-def _openai(ctx: Context) -> str:
-    from triage.providers.openai_compat import doctor_check
-
-    return doctor_check(ctx)
-
-
-CHECKS.append(("openai", _openai))
-
-
-def _gemini(ctx: Context) -> str:
-    from triage.providers.gemini import doctor_check
-
-    return doctor_check(ctx)
-
-
-CHECKS.append(("gemini", _gemini))
-
-
-def _embeddings(ctx: Context) -> str:
-    from triage.analysis.duplicates_llm import doctor_check
-
-    return doctor_check(ctx)
-
-
-CHECKS.append(("embeddings", _embeddings))
-
-
-def _slack(ctx: Context) -> str:
-    from triage.sinks.slack import check
-
-    return check(ctx)
-
-
-CHECKS.append(("slack", _slack))
-
-
-def _schedule(ctx: Context) -> str:
-    from jobs.status import doctor_check
-
-    return doctor_check(ctx)
-
-
-CHECKS.append(("schedule", _schedule))
-
-
-def _local(ctx: Context) -> str:
-    from triage.providers.local_store import doctor_check
-
-    return doctor_check(ctx)
-
-
-CHECKS.append(("local", _local))
+CHECKS: list[tuple[str, Check]] = [
+    ("schema", _schema),
+    ("credentials", _credentials),
+    ("stackexchange", _lazy("triage.sources.stackexchange:doctor_check")),
+    ("github", _lazy("triage.sources.github:doctor_check")),
+    ("openai", _lazy("triage.providers.openai_compat:doctor_check")),
+    ("gemini", _lazy("triage.providers.gemini:doctor_check")),
+    ("embeddings", _lazy("triage.analysis.duplicates_llm:doctor_check")),
+    ("slack", _lazy("triage.sinks.slack:check")),
+    ("schedule", _lazy("jobs.status:doctor_check")),
+    ("local", _lazy("triage.providers.local_store:doctor_check")),
+]
 
 
 def register_check(name: str, check: Check) -> None:
@@ -118,8 +71,12 @@ def run_checks(rt: Runtime) -> bool:
     for name, check in CHECKS:
         try:
             # Check texts name config sections ("[github] repos"): not rich markup.
-            console.print(f"[green]ok[/]   {name}: {escape(check(ctx))}")
+            console.print(f"[green]ok[/]   {name}: {escape(logs.redact(check(ctx)))}")
         except TriageError as exc:
             ok = False
-            console.print(f"[red]fail[/] {name}: {escape(str(exc))}")
+            console.print(f"[red]fail[/] {name}: {escape(logs.redact(str(exc)))}")
+        except Exception as exc:  # one broken check must not hide the others
+            ok = False
+            reason = f"unexpected {type(exc).__name__}: {str(exc)[:200]}"
+            console.print(f"[red]fail[/] {name}: {escape(logs.redact(reason))}")
     return ok
