@@ -18,15 +18,19 @@ CLEAN_PREFIXES = (
 )
 
 
+def triage_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """This environment without the developer's triage settings and secrets, plus `env`."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(CLEAN_PREFIXES)}
+    return {**base, **(env or {})}
+
+
 def run_triage(
     *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(CLEAN_PREFIXES)}
-    base.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "triage.cli", *args],
         cwd=cwd,
-        env=base,
+        env=triage_env(env),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -20,7 +19,7 @@ from triage.db import migrate, store
 from triage.db.engine import make_engine, session_factory
 from triage.db.schema import Item
 
-from .cli import CLEAN_PREFIXES, run_triage
+from .cli import run_triage, triage_env
 
 
 @pytest.fixture
@@ -110,7 +109,7 @@ def test_backfill_killed_mid_way_resumes_and_stores_every_item_once(
     proc = subprocess.Popen(
         [sys.executable, "-m", "triage.cli", "backfill", "github", "octo/hello"],
         cwd=tmp_path,
-        env={**{k: v for k, v in os.environ.items() if not k.startswith(CLEAN_PREFIXES)}, **env},
+        env=triage_env(env),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -226,7 +225,7 @@ def test_ctrl_c_mid_way_says_what_is_saved_and_the_rerun_continues(
     proc = subprocess.Popen(
         [sys.executable, "-m", "triage.cli", "backfill", "github", "octo/hello"],
         cwd=tmp_path,
-        env={**{k: v for k, v in os.environ.items() if not k.startswith(CLEAN_PREFIXES)}, **env},
+        env=triage_env(env),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -18,12 +17,7 @@ from triage.db import migrate
 from triage.db.engine import make_engine
 from triage.db.schema import Item
 
-from .cli import CLEAN_PREFIXES, run_triage
-
-
-def clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(CLEAN_PREFIXES)}
-
+from .cli import run_triage, triage_env
 
 TAG = "google-gemini"
 
@@ -142,7 +136,7 @@ def test_backfill_killed_mid_way_resumes_with_every_question_once(
     proc = subprocess.Popen(
         [sys.executable, "-m", "triage.cli", "backfill", "stackoverflow", TAG],
         cwd=tmp_path,
-        env={**clean_env(), **env},
+        env=triage_env(env),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
