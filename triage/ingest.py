@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from triage.db import store
 from triage.db.engine import transaction
 from triage.sources.base import Source
+
+if TYPE_CHECKING:
+    from triage.context import Context
 
 ISO = "%Y-%m-%dT%H:%M:%SZ"
 
@@ -46,6 +51,29 @@ class RunStats:
 
 
 ProgressHook = Callable[[RunStats], None]
+
+
+# (kind, name, build): one per configured repository spec and tag.
+SourceBuilder = tuple[str, str, Callable[[], Sequence[Source]]]
+
+
+def source_builders(ctx: Context) -> list[SourceBuilder]:
+    """One builder per configured repo (or `org/*`) and tag, so a failing one spoils only itself."""
+    from triage.sources import github, stackexchange
+
+    cfg = ctx.config
+    site = cfg.stackexchange.site
+    return [
+        ("github", f"github:{spec}", partial(github.make_sources, ctx, [spec]))
+        for spec in cfg.github.repos
+    ] + [
+        (
+            "stackexchange",
+            f"stackexchange:{site}/{tag}",
+            partial(stackexchange.make_sources, ctx, [tag], site),
+        )
+        for tag in cfg.stackexchange.tags
+    ]
 
 
 def sync_cursor_name(source: Source) -> str:

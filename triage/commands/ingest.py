@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from functools import partial
 from typing import Annotated
 
 import typer
@@ -151,28 +150,12 @@ def backfill_stackoverflow(
 
 
 # `--source` words that pick one kind of source; anything else matches part of a source name.
-KINDS = {"github": "github", "stackexchange": "stackexchange", "stackoverflow": "stackexchange"}
-KINDS["so"] = "stackexchange"
-Builder = tuple[str, str, Callable[[], Sequence[Source]]]
-
-
-def _builders(tctx: Context) -> list[Builder]:
-    """(kind, name, build) per configured repo and tag, so that one failing spoils only itself."""
-    from triage.sources import github, stackexchange
-
-    cfg = tctx.config
-    site = cfg.stackexchange.site
-    return [
-        ("github", f"github:{spec}", partial(github.make_sources, tctx, [spec]))
-        for spec in cfg.github.repos
-    ] + [
-        (
-            "stackexchange",
-            f"stackexchange:{site}/{tag}",
-            partial(stackexchange.make_sources, tctx, [tag], site),
-        )
-        for tag in cfg.stackexchange.tags
-    ]
+KINDS = {
+    "github": "github",
+    "stackexchange": "stackexchange",
+    "stackoverflow": "stackexchange",
+    "so": "stackexchange",
+}
 
 
 def _picks(only: str | None, kind: str, name: str) -> bool:
@@ -189,7 +172,7 @@ def sync_sources(tctx: Context, only: str | None = None) -> list[RunStats]:
     results: list[RunStats] = []
     failures: list[tuple[str, TriageError]] = []
     seen: set[str] = set()  # `org/*` and `org/repo` both configured: sync it once
-    for kind, name, build in _builders(tctx):
+    for kind, name, build in ingest.source_builders(tctx):
         if not _picks(only, kind, name):
             continue
         try:
