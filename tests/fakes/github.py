@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import math
 import re
 import threading
 import time
@@ -229,7 +230,7 @@ class FakeGitHub(FakeServer):
             return {
                 "X-RateLimit-Limit": str(self.limit),
                 "X-RateLimit-Remaining": str(max(self.limit - self.used, 0)),
-                "X-RateLimit-Reset": str(int(self.reset_at)),
+                "X-RateLimit-Reset": str(math.ceil(self.reset_at)),
                 "X-RateLimit-Used": str(self.used),
                 "X-RateLimit-Resource": "core",
             }
@@ -240,7 +241,7 @@ class FakeGitHub(FakeServer):
             "limit": self.limit,
             "used": self.used,
             "remaining": max(self.limit - self.used, 0),
-            "reset": int(self.reset_at),
+            "reset": math.ceil(self.reset_at),
         }
         search = {"limit": 30, "used": 0, "remaining": 30, "reset": int(time.time()) + 60}
         return Response(200, {"resources": {"core": core, "search": search}, "rate": core})
