@@ -9,9 +9,6 @@ HEAVY = ["sklearn", "scipy", "matplotlib", "google.genai", "github", "apschedule
 
 
 def test_loading_the_cli_does_not_import_heavy_libraries() -> None:
-    code = (
-        "import sys, triage.cli\n"
-        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
-    )
+    code = f"import sys, triage.cli\nprint(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"imported at start-up: {out.stdout.strip()}"
