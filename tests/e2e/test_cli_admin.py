@@ -8,7 +8,7 @@ from pathlib import Path
 
 from triage.db import store
 from triage.db.engine import make_engine, session_factory, transaction
-from triage.db.schema import Analysis
+from triage.db.schema import Analysis, Duplicate, Theme, ThemeItem
 from triage.sources.base import ItemIn
 
 from .cli import run_triage
@@ -73,6 +73,20 @@ def _seed(db: Path) -> None:
                 created_at=t,
             )
         )
+        theme = Theme(title="Start-up crashes", created_at=t, updated_at=t)
+        s.add(theme)
+        s.flush()
+        s.add(
+            ThemeItem(item_key="github:o/r#1", theme_id=theme.id, content_hash="h", assigned_at=t)
+        )
+        s.add(
+            Duplicate(
+                key_a="github:o/r#1",
+                key_b="stackexchange:stackoverflow/9",
+                confidence=0.75,
+                created_at=t,
+            )
+        )
     engine.dispose()
 
 
@@ -93,28 +107,44 @@ def test_init_creates_config_and_schema_then_status_and_export(tmp_path: Path) -
     out = run_triage("export", "--format", "jsonl", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     records = {r["key"]: r for r in map(json.loads, out.stdout.splitlines())}
-    gh = records["github:o/r#1"]
-    assert set(gh) == {
-        "key",
-        "source",
-        "url",
-        "title",
-        "body",
-        "state",
-        "created_at",
-        "updated_at",
-        "labels",
-        "analysis",
-        "theme",
-        "duplicates",
+    # The record DESIGN.md names, field for field.
+    assert records["github:o/r#1"] == {
+        "key": "github:o/r#1",
+        "source": "github",
+        "url": "https://github.com/o/r/issues/1",
+        "title": "Crash on start",
+        "body": "boom",
+        "state": "open",
+        "created_at": "2025-03-01T00:00:00Z",
+        "updated_at": "2025-03-01T00:00:00Z",
+        "labels": ["bug"],
+        "analysis": {
+            "category": "bug",
+            "labels": ["bug"],
+            "priority": "high",
+            "summary": "It crashes.",
+            "confidence": 0.9,
+            "provider": "local",
+            "model": "m",
+        },
+        "theme": {"id": 1, "title": "Start-up crashes"},
+        "duplicates": [{"key": "stackexchange:stackoverflow/9", "confidence": 0.75}],
     }
-    assert gh["analysis"]["category"] == "bug" and gh["analysis"]["provider"] == "local"
-    assert records["stackexchange:stackoverflow/9"]["analysis"] is None
+    so = records["stackexchange:stackoverflow/9"]
+    assert so["analysis"] is None and so["theme"] is None
+    assert so["duplicates"] == [{"key": "github:o/r#1", "confidence": 0.75}]
 
     csv_out = run_triage("export", "--format", "csv", "--out", "x.csv", cwd=tmp_path)
     assert csv_out.returncode == 0, csv_out.stderr
-    rows = list(csv.DictReader(io.StringIO((tmp_path / "x.csv").read_text())))
-    assert {r["key"] for r in rows} == set(records)
+    rows = {r["key"]: r for r in csv.DictReader(io.StringIO((tmp_path / "x.csv").read_text()))}
+    assert set(rows) == set(records)
+    row = rows["github:o/r#1"]
+    assert (row["category"], row["priority"], row["theme_title"]) == (
+        "bug",
+        "high",
+        "Start-up crashes",
+    )
+    assert row["duplicates"] == "stackexchange:stackoverflow/9" and row["labels"] == "bug"
 
     nowhere = run_triage("export", "--out", "no/such/dir/x.jsonl", cwd=tmp_path)
     assert nowhere.returncode == 2
