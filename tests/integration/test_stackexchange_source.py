@@ -372,3 +372,20 @@ def test_a_backfill_since_a_date_never_moves_sync_past_activity_on_older_questio
     sync(ctx, src)
 
     assert item(ctx, old).title == "Edited old question"
+
+
+@pytest.mark.parametrize(
+    "site", ["StackOverflow", "stackoverflow.com", "https://stackoverflow.com/"]
+)
+def test_a_site_given_by_its_domain_keys_items_like_its_short_name(
+    fake: FakeStackExchange, site: str
+) -> None:
+    qid = fake.add_question("One").question_id
+    ctx = make_ctx("sqlite://", fake)
+    [src] = stackexchange.make_sources(ctx, [TAG], site)
+
+    sync(ctx, src)
+
+    assert src.name == f"stackexchange:stackoverflow/{TAG}"
+    assert fake.question_calls()[0].arg("site") == "stackoverflow"
+    assert item(ctx, qid).key == f"stackexchange:stackoverflow/{qid}"

@@ -184,9 +184,18 @@ def client_for(ctx: Context) -> StackExchangeClient:
     return client
 
 
+def site_name(value: str) -> str:
+    """The API's short name of a site, so `stackoverflow.com` keys its items as `stackoverflow`."""
+    site = value.strip().lower().removeprefix("https://").removeprefix("http://").rstrip("/")
+    for suffix in (".stackexchange.com", ".com"):
+        if site.endswith(suffix):
+            return site.removesuffix(suffix)
+    return site
+
+
 def make_sources(ctx: Context, tags: list[str], site: str) -> list[Source]:
     """One source per tag; a question carrying two watched tags is still one item."""
-    site = site.strip()
+    site = site_name(site)
     if not site:
         raise ConfigError("[stackexchange] site is empty; set it, e.g. site = 'stackoverflow'")
     client = client_for(ctx)
@@ -203,10 +212,11 @@ def doctor_check(ctx: Context) -> str:
     if not cfg.tags:
         return "skipped (no [stackexchange] tags configured)"
     secret = ctx.secrets.stackexchange_key
+    site = site_name(cfg.site)
     quick = cfg.model_copy(update={"max_retries": min(cfg.max_retries, 1)})
     client = StackExchangeClient(quick, secret.get_secret_value() if secret else None)
     try:
-        data = client.get("info", {"site": cfg.site})
+        data = client.get("info", {"site": site})
     finally:
         client.close()
     info = (data.get("items") or [{}])[0]
@@ -218,4 +228,4 @@ def doctor_check(ctx: Context) -> str:
         )
     key = "" if secret else " (no STACKEXCHANGE_KEY)"
     total = info.get("total_questions", "?")
-    return f"{cfg.api_url} reachable, {cfg.site} has {total} questions; quota {left}/{most}{key}"
+    return f"{cfg.api_url} reachable, {site} has {total} questions; quota {left}/{most}{key}"
