@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.exceptions import Abort, TyperException
 
 from triage import logs
 from triage.errors import TriageError
@@ -58,10 +59,28 @@ def _register() -> None:
 _register()
 
 
+def _usage_error(exc: TyperException) -> None:
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    code = int(getattr(exc, "exit_code", 2))
+    if type(exc).__name__ == "NoArgsIsHelpError":  # bare `triage` or `triage db`: the help
+        typer.echo(message)
+        sys.exit(code)
+    ctx = getattr(exc, "ctx", None)
+    where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+    typer.echo(f"error: {message}{where}", err=True)
+    sys.exit(code)
+
+
 def main() -> None:
     debug = "--debug" in sys.argv
     try:
-        app()
+        # Not standalone: usage errors and Ctrl-C come back here, to be said in one line.
+        code = app(standalone_mode=False)
+    except Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(1)
+    except TyperException as exc:  # click's usage errors, re-exported by Typer
+        _usage_error(exc)
     except TriageError as exc:
         if debug:
             traceback.print_exc()
@@ -79,6 +98,9 @@ def main() -> None:
             err=True,
         )
         sys.exit(1)
+    if code == 130:  # Typer turns Ctrl-C into exit code 130
+        typer.echo("interrupted: work committed so far is kept; re-run to continue", err=True)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

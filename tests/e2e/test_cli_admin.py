@@ -184,3 +184,15 @@ def test_db_downgrade_and_upgrade(tmp_path: Path) -> None:
     up = run_triage("db", "upgrade", cwd=tmp_path)
     assert up.returncode == 0
     assert run_triage("status", cwd=tmp_path).returncode == 0
+
+
+def test_usage_errors_are_one_line_exit_2(tmp_path: Path) -> None:
+    for args, expected in [
+        (("backfill", "github", "o/r", "--limit", "0"), "--limit"),
+        (("bogus",), "No such command 'bogus'"),
+        (("backfill", "github"), "Missing argument"),
+    ]:
+        r = run_triage(*args, cwd=tmp_path)
+        assert r.returncode == 2, (args, r.stderr)
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
