@@ -23,25 +23,11 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from fakes import start_fake
+
 ROOT = Path(__file__).resolve().parents[1]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def start_fake(module: str, *args: str) -> tuple[subprocess.Popen[str], str]:
-    # Loading tests.fakes.themes_model teaches the fake Gemini to answer themes prompts.
-    code = f"import tests.fakes.themes_model; from {module} import main; main()"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, *args, "--port", "0"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
-    if not url.startswith("http"):
-        proc.kill()
-        raise SystemExit(f"{module} did not start: {url!r}")
-    return proc, url
+THEMES_MODEL = ("tests.fakes.themes_model",)  # the fake Gemini answers themes prompts too
 
 
 def base_env(cwd: Path) -> dict[str, str]:
@@ -118,7 +104,7 @@ def cycle(issues: int, questions: int, provider: str) -> None:
         start_fake("tests.fakes.stackexchange", "--questions", str(questions), "--tag", "bench"),
     ]
     if provider == "gemini":
-        fakes.append(start_fake("tests.fakes.gemini"))
+        fakes.append(start_fake("tests.fakes.gemini", preload=THEMES_MODEL))
     try:
         with tempfile.TemporaryDirectory() as tmp:
             cwd = Path(tmp)

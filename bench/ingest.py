@@ -17,23 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from fakes import start_fake
+
 ROOT = Path(__file__).resolve().parents[1]
 SUMMARY = re.compile(r"(\d+) items \((\d+) new.*?\) in (\d+) requests, ([\d.]+)s")
-
-
-def start_fake(module: str, *args: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", module, *args, "--port", "0"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
-    if not url.startswith("http"):
-        proc.kill()
-        raise SystemExit(f"{module} did not start: {url!r}")
-    return proc, url
 
 
 def run_measured(args: list[str], env: dict[str, str], cwd: Path) -> tuple[str, float, float]:
