@@ -52,7 +52,8 @@ def db_downgrade(ctx: typer.Context, revision: str) -> None:
     """Revert migrations down to REVISION (`base` removes every table)."""
     engine = runtime(ctx).context(check_schema=False).engine
     migrate.downgrade(engine, revision)
-    console.print(f"database: schema at {migrate.current_revision(engine)}")
+    current = migrate.current_revision(engine)
+    console.print(f"database: schema at {current or 'base (no triage tables)'}")
 
 
 @db_app.command("current")
@@ -141,7 +142,9 @@ def status(
     )
     table = Table("cursor", "position", "complete", "updated")
     for c in data["cursors"]:
-        table.add_row(c["name"], c["value"] or "-", "yes" if c["done"] else "no", c["updated_at"])
+        # Only a backfill has an end; a sync cursor just moves on.
+        complete = ("yes" if c["done"] else "no") if c["name"].startswith("backfill:") else "-"
+        table.add_row(c["name"], c["value"] or "-", complete, c["updated_at"])
     console.print(table)
     for label, s in data["spend"].items():
         console.print(
