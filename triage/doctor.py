@@ -50,7 +50,7 @@ CHECKS: list[tuple[str, Check]] = [
     ("github", _lazy("triage.sources.github:doctor_check")),
     ("openai", _lazy("triage.providers.openai_compat:doctor_check")),
     ("gemini", _lazy("triage.providers.gemini:doctor_check")),
-    ("embeddings", _lazy("triage.analysis.duplicates_llm:doctor_check")),
+    ("embeddings", _lazy("triage.analysis.embedding_check:doctor_check")),
     ("slack", _lazy("triage.sinks.slack:check")),
     ("schedule", _lazy("jobs.status:doctor_check")),
     ("local", _lazy("triage.providers.local_store:doctor_check")),

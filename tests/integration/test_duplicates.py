@@ -225,7 +225,7 @@ def test_judging_stops_at_the_token_budget_and_resumes(tmp_path: Path, fake: Fak
 
 
 def test_doctor_checks_the_embedding_model(tmp_path: Path, fake: FakeGemini) -> None:
-    from triage.analysis.duplicates_llm import doctor_check
+    from triage.analysis.embedding_check import doctor_check
 
     ok = make_ctx(tmp_path, fake)
     assert doctor_check(ok) == "embedding model gemini-embedding-001 for duplicates"

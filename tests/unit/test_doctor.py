@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,3 +37,21 @@ def test_a_check_that_breaks_is_one_failed_line_and_the_others_still_run(
         "fail refused: refused",
         "ok   after: fine",
     ]
+
+
+def test_the_skipped_embeddings_check_loads_no_scikit_learn(tmp_path: Path) -> None:
+    # A fresh interpreter: the test process itself may have loaded scikit-learn already.
+    code = (
+        "import sys\n"
+        "from triage import doctor\n"
+        "from triage.config import Config, Secrets\n"
+        "from triage.context import Context\n"
+        "check = dict(doctor.CHECKS)['embeddings']\n"
+        "print(check(Context(Config(), Secrets())))\n"
+        "print(sorted(m for m in ('sklearn', 'scipy') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert out[0].startswith("skipped")
+    assert out[1] == "[]"
