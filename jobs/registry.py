@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 from triage.context import Context
 from triage.errors import TriageError
@@ -78,7 +77,7 @@ def sync(ctx: Context) -> Counts:
         raise JobSkipped("no sources configured: set [github] repos or [stackexchange] tags")
     counts: Counts = {"sources": 0, "items": 0, "new": 0, "updated": 0, "requests": 0}
     errors: list[str] = []
-    for label, build in _source_builders(ctx):
+    for _kind, label, build in ingest.source_builders(ctx):
         if stopping():
             counts["stopped_early"] = 1
             break
@@ -105,22 +104,6 @@ def sync(ctx: Context) -> Counts:
     if errors:
         raise JobFailed("; ".join(errors), counts)
     return counts
-
-
-def _source_builders(ctx: Context) -> list[tuple[str, Callable[[], list[Any]]]]:
-    """One builder per configured repo/tag, so that a failing org listing spoils only itself."""
-    from triage.sources import github, stackexchange
-
-    cfg = ctx.config
-    out: list[tuple[str, Callable[[], list[Any]]]] = []
-    for repo in cfg.github.repos:
-        out.append((f"github:{repo}", partial(github.make_sources, ctx, [repo])))
-    for tag in cfg.stackexchange.tags:
-        site = cfg.stackexchange.site
-        out.append(
-            (f"stackexchange:{site}/{tag}", partial(stackexchange.make_sources, ctx, [tag], site))
-        )
-    return out
 
 
 def analyze(ctx: Context) -> Counts:
