@@ -25,6 +25,12 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
+def _number(value: float) -> str:
+    """Every digit kept: `:g` would print a Unix time as 1.79569e+09, hours off."""
+    value = float(value)
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
 class _Family:
     """One metric family: HELP, TYPE and its samples."""
 
@@ -40,7 +46,8 @@ class _Family:
         lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}"]
         for labels, value in self.samples:
             tag = ",".join(f'{k}="{_escape(str(v))}"' for k, v in sorted(labels.items()))
-            lines.append(f"{self.name}{{{tag}}} {value:g}" if tag else f"{self.name} {value:g}")
+            number = _number(value)
+            lines.append(f"{self.name}{{{tag}}} {number}" if tag else f"{self.name} {number}")
         return "\n".join(lines)
 
 

@@ -98,6 +98,7 @@ def test_health_and_metrics(tmp_path: Path, sqlite_url: str) -> None:
         d.wait_for(lambda e: e.get("event") == "job finished" and e.get("outcome") == "ok")
         health = httpx.get(url + "/healthz")
         metrics = httpx.get(url + "/metrics")
+        scraped = time.time()
         assert httpx.get(url + "/nothing").status_code == 404
         assert d.stop() == 0
     assert (health.status_code, health.text) == (200, "ok\n")
@@ -109,6 +110,11 @@ def test_health_and_metrics(tmp_path: Path, sqlite_url: str) -> None:
     assert "# TYPE triage_items_analysed gauge" in lines and "triage_items_analysed 0" in lines
     assert "# TYPE triage_tokens_spent_total counter" in lines
     assert any(line.startswith("process_resident_memory_bytes ") for line in lines)
+    # Times keep every digit (a rounded Unix time would be hours off).
+    samples = dict(line.rsplit(" ", 1) for line in lines if not line.startswith("#"))
+    last_ok = float(samples['triage_job_last_success_timestamp_seconds{job="tick"}'])
+    assert scraped - 60 < last_ok <= scraped
+    assert scraped - 60 < float(samples["process_start_time_seconds"]) <= scraped
 
 
 @pytest.mark.postgres
