@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import func, select
 
@@ -153,15 +154,16 @@ def status(
             f" ~${s['cost_usd']:.4f}"
         )
     if data["jobs"]:
-        jobs = Table("job", "schedule", "last run", "outcome", "next run", "error")
+        jobs = Table("job", "schedule", "last run (UTC)", "outcome", "next run (UTC)", "error")
         for name, run in data["jobs"].items():
+            # Texts name config sections ("[schedule] themes = off"): not rich markup.
             jobs.add_row(
                 name,
-                run.get("schedule") or "-",
-                run["started_at"] or "never",
+                escape(run.get("schedule") or "-"),
+                _seconds(run["started_at"]) if run["started_at"] else "never",
                 run["outcome"] or "-",
-                f"off: {run['off']}" if run.get("off") else (run.get("next_run") or "-"),
-                run["error"] or "",
+                escape(f"off: {run['off']}") if run.get("off") else _seconds(run.get("next_run")),
+                escape(run["error"] or ""),
             )
         console.print(jobs)
     console.print(f"job failures in the last 24h: {data['job_failures_24h']}")
@@ -171,6 +173,11 @@ def status(
             markup=False,
             highlight=False,
         )
+
+
+def _seconds(iso: str | None) -> str:
+    """An ISO time to the second, so the jobs table fits a terminal."""
+    return iso[:19].replace("T", " ") if iso else "-"
 
 
 def export(
