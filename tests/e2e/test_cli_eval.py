@@ -8,6 +8,7 @@ import re
 import statistics
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from tests.local_corpus import items, rows, write_csv
@@ -126,6 +127,32 @@ def test_missing_test_file_is_one_clear_error(tmp_path: Path) -> None:
     done = run_triage("eval", "--train", str(train), "--test", "nope.csv", cwd=tmp_path)
     assert done.returncode == 2
     assert "nope.csv does not exist" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("train_text", "extra", "message"),
+    [
+        ("", [], "train.csv is empty (expected columns repo,created_at,label,title,body)"),
+        (
+            "repo,created_at,label,title,body\na/b,2024-01-01,bug,t,b\na/b,2024-01-02,bugz,t,b\n",
+            [],
+            "train.csv:3: label 'bugz' is not in [taxonomy] categories",
+        ),
+        (None, ["-p", "local", "-p", "chatgpt"], "unknown provider 'chatgpt'"),
+    ],
+    ids=["empty-csv", "label-outside-taxonomy", "unknown-provider"],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    tmp_path: Path, train_text: str | None, extra: list[str], message: str
+) -> None:
+    train, test = csv_pair(tmp_path)
+    if train_text is not None:
+        train.write_text(train_text, encoding="utf-8")
+    done = run_triage("eval", "--train", str(train), "--test", str(test), *extra, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0]
+    assert done.stdout == ""
 
 
 def test_local_and_openai_side_by_side_with_cost_recorded(tmp_path: Path) -> None:

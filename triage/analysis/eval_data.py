@@ -55,6 +55,8 @@ def read_csv(path: Path) -> list[EvalRow]:
     try:
         with path.open(newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
+            if reader.fieldnames is None:
+                raise ConfigError(f"{path} is empty (expected columns {','.join(CSV_COLUMNS)})")
             missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
             if missing:
                 raise ConfigError(
@@ -82,6 +84,17 @@ def read_csv(path: Path) -> list[EvalRow]:
     if not rows:
         raise ConfigError(f"{path} has no rows")
     return rows
+
+
+def check_categories(rows: Sequence[EvalRow], config: Config) -> None:
+    """Every gold label must be a configured category: a typo would be a class nobody predicts."""
+    known = config.taxonomy.categories
+    for r in rows:
+        if r.label not in known:
+            raise ConfigError(
+                f"{r.key}: label {r.label!r} is not in [taxonomy] categories"
+                f" ({', '.join(known)}); add it there or fix the file"
+            )
 
 
 def label_to_category(config: Config) -> dict[str, str]:

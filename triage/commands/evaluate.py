@@ -61,7 +61,7 @@ def eval_command(
     """Quality and cost of providers against human labels: macro-F1 per repository and mean."""
     # scikit-learn and matplotlib load here, not when the CLI starts
     from triage.analysis import eval_report
-    from triage.analysis.eval_data import read_csv, rows_from_db, time_split
+    from triage.analysis.eval_data import check_categories, read_csv, rows_from_db, time_split
     from triage.analysis.evaluate import evaluate
 
     names = list(dict.fromkeys(provider or ["local"]))
@@ -82,6 +82,7 @@ def eval_command(
         )
     elif train and test:
         train_rows, test_rows = read_csv(train), read_csv(test)
+        check_categories([*train_rows, *test_rows], tctx.config)
         data = f"{train.name} -> {test.name}"
     else:
         raise ConfigError(
