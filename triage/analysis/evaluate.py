@@ -334,23 +334,6 @@ def record_calls(session: Session, reports: Sequence[ProviderReport]) -> int:
         if report.provider == "local":
             continue  # free, and nothing to account for
         for c in report.calls:
-            session.add(
-                LLMCall(
-                    provider=c.provider,
-                    model=c.model,
-                    prompt_version=c.prompt_version,
-                    purpose="eval",
-                    items=c.items,
-                    input_tokens=c.input_tokens,
-                    cached_tokens=c.cached_tokens,
-                    output_tokens=c.output_tokens,
-                    latency_ms=c.latency_ms,
-                    outcome=c.outcome,
-                    error=c.error,
-                    cost_usd=c.cost_usd,
-                    batch_mode=c.batch_mode,
-                    created_at=now,
-                )
-            )
+            session.add(LLMCall(**{**vars(c), "purpose": "eval"}, created_at=now))
             n += 1
     return n
