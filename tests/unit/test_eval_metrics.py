@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import random
+import re
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from sklearn.metrics import f1_score, precision_score
 
 from tests.local_corpus import rows, write_csv
 from triage.analysis.eval_data import EvalRow, read_csv, time_split
-from triage.analysis.eval_report import to_json
+from triage.analysis.eval_report import render, to_json
 from triage.analysis.evaluate import Prediction, choose_threshold, repo_scores, summarise
 from triage.errors import ConfigError, TriageError
 
@@ -42,6 +44,23 @@ def test_unanswered_items_count_as_misses_without_adding_a_label() -> None:
     assert scores.labels["bug"].recall == 0.5
     assert scores.labels["bug"].precision == 1.0
     assert scores.macro_f1 == pytest.approx((2 / 3 + 1.0) / 2)
+
+
+def test_confusion_rows_hold_every_item_whatever_was_predicted() -> None:
+    pairs = [("bug", "bug"), ("bug", "question"), ("bug", ""), ("feature", "feature")]
+    report = summarise("p", "m", preds(pairs), 0.9, [], 0.0, 0.0)
+    scores = report.per_repo["r"]
+    assert scores.confusion_labels == ["bug", "feature", "question", "(no answer)"]
+    assert scores.confusion[0] == [1, 0, 1, 1]  # bug: right, called a question, unanswered
+    assert [sum(row) for row in scores.confusion] == [3, 1, 0, 0]
+    assert to_json([report], {})["providers"][0]["per_repo"]["r"]["confusion"] == {
+        "labels": scores.confusion_labels,
+        "matrix": scores.confusion,
+    }
+    console = Console(width=200, record=True)
+    render(console, [report], {})
+    table = console.export_text()
+    assert re.search(r"│ bug\s+│\s+1 │\s+0 │\s+1 │\s+1 │", table), table
 
 
 def test_mean_f1_is_the_mean_of_per_repository_macro_f1() -> None:

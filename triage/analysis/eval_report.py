@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from triage.analysis.evaluate import NO_ANSWER, ProviderReport
+from triage.analysis.evaluate import UNANSWERED, ProviderReport
 
 RELIABILITY_BINS = 10
 
@@ -43,7 +44,7 @@ def provider_json(report: ProviderReport) -> dict[str, Any]:
                 "macro_f1": round(r.macro_f1, 4),
                 "n": r.n,
                 "labels": {lb: _rounded(asdict(s)) for lb, s in r.labels.items()},
-                "confusion": {"labels": r.label_order, "matrix": r.confusion},
+                "confusion": {"labels": r.confusion_labels, "matrix": r.confusion},
             }
             for repo, r in report.per_repo.items()
         },
@@ -159,21 +160,18 @@ def render(console: Console, reports: Sequence[ProviderReport], meta: dict[str, 
 
 
 def _confusion(console: Console, report: ProviderReport) -> None:
-    order = list(report.labels)
-    counts = {(t, p): 0 for t in order for p in [*order, NO_ANSWER]}
-    for p in report.predictions:
-        counts[(p.truth, p.predicted if p.predicted in order else NO_ANSWER)] += 1
+    """All repositories together; every item in its row, whatever the provider answered."""
+    rows = list(report.labels)
+    shown = [p.predicted or UNANSWERED for p in report.predictions]
+    extra = sorted(set(shown) - set(rows) - {UNANSWERED})
+    columns = rows + extra + ([UNANSWERED] if UNANSWERED in shown else [])
+    counts = Counter(zip((p.truth for p in report.predictions), shown, strict=True))
     table = Table(title=f"{report.provider}: confusion (rows: human label, columns: predicted)")
     table.add_column("")
-    for lb in order:
+    for lb in columns:
         table.add_column(lb, justify="right")
-    if report.unanswered:
-        table.add_column("no answer", justify="right")
-    for t in order:
-        row = [str(counts[(t, p)]) for p in order]
-        if report.unanswered:
-            row.append(str(counts[(t, NO_ANSWER)]))
-        table.add_row(t, *row)
+    for t in rows:
+        table.add_row(t, *[str(counts[(t, p)]) for p in columns])
     console.print(table)
 
 
@@ -278,7 +276,7 @@ def to_html(reports: Sequence[ProviderReport], meta: dict[str, Any]) -> str:
     for r in reports:
         parts.append(f"<h3>{esc(r.provider)}</h3><div>")
         for repo, s in r.per_repo.items():
-            url = confusion_png(f"{r.provider}: {repo}", s.label_order, s.confusion)
+            url = confusion_png(f"{r.provider}: {repo}", s.confusion_labels, s.confusion)
             parts.append(f"<img alt='confusion matrix {esc(repo)}' src='{url}'>")
         parts.append("</div>")
     parts.append("</body></html>")

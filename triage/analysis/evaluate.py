@@ -35,6 +35,7 @@ from triage.providers.local_features import IssueFeatures
 from triage.providers.local_model import ScopeModel, TrainingSet, train
 
 NO_ANSWER = ""  # the prediction of an item a provider did not answer: always wrong
+UNANSWERED = "(no answer)"  # NO_ANSWER as a confusion-matrix column
 UNREACHABLE = 1.01  # stored threshold of a label whose precision target was never reached
 
 
@@ -62,8 +63,9 @@ class RepoScores:
     n: int
     macro_f1: float
     labels: dict[str, LabelScores]
-    confusion: list[list[int]]  # rows: truth, columns: prediction, both in `label_order`
-    label_order: list[str]
+    confusion: list[list[int]]  # rows: truth, columns: prediction, both in `confusion_labels`
+    label_order: list[str]  # the labels humans used: macro-F1 averages over these
+    confusion_labels: list[str]  # those, then other labels predicted, then UNANSWERED
 
 
 @dataclass
@@ -129,8 +131,13 @@ def repo_scores(repo: str, preds: Sequence[Prediction]) -> RepoScores:
     truth = [p.truth for p in preds]
     got = [p.predicted for p in preds]
     macro = float(f1_score(truth, got, labels=order, average="macro", zero_division=0))
-    matrix = confusion_matrix(truth, got, labels=order).tolist()
-    return RepoScores(repo, len(preds), macro, label_scores(truth, got, order), matrix, order)
+    # every item stands in its row: predictions of labels unused here and unanswered items too
+    shown = [p.predicted or UNANSWERED for p in preds]
+    extra = sorted(set(shown) - set(order) - {UNANSWERED})
+    columns = order + extra + ([UNANSWERED] if UNANSWERED in shown else [])
+    matrix = confusion_matrix(truth, shown, labels=columns).tolist()
+    scores = label_scores(truth, got, order)
+    return RepoScores(repo, len(preds), macro, scores, matrix, order, columns)
 
 
 def choose_threshold(label: str, preds: Sequence[Prediction], target: float) -> Threshold:
