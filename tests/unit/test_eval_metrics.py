@@ -13,7 +13,7 @@ from sklearn.metrics import f1_score, precision_score
 
 from tests.local_corpus import rows, write_csv
 from triage.analysis.eval_data import EvalRow, read_csv, time_split
-from triage.analysis.eval_report import render, to_json
+from triage.analysis.eval_report import reliability_points, render, to_json
 from triage.analysis.evaluate import Prediction, choose_threshold, repo_scores, summarise
 from triage.errors import ConfigError, TriageError
 
@@ -61,6 +61,18 @@ def test_confusion_rows_hold_every_item_whatever_was_predicted() -> None:
     render(console, [report], {})
     table = console.export_text()
     assert re.search(r"│ bug\s+│\s+1 │\s+0 │\s+1 │\s+1 │", table), table
+
+
+def test_reliability_bins_carry_their_item_counts() -> None:
+    data = [Prediction(f"k{i}", "r", "bug", "bug", 0.95) for i in range(9)]
+    data += [Prediction("k9", "r", "bug", "feature", 0.95)]
+    data += [Prediction("lone", "r", "bug", "feature", 0.35)]
+    data += [Prediction("none", "r", "bug", "", None)]  # unanswered: no confidence to plot
+    report = summarise("p", "m", data, 0.9, [], 0.0, 0.0)
+    assert reliability_points(report) == [
+        pytest.approx((0.35, 0.0, 1)),
+        pytest.approx((0.95, 0.9, 10)),
+    ]
 
 
 def test_mean_f1_is_the_mean_of_per_repository_macro_f1() -> None:

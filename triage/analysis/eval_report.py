@@ -184,8 +184,25 @@ def _png(fig: Any) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def reliability_points(report: ProviderReport) -> list[tuple[float, float, int]]:
+    """(mean confidence, share correct, items) per equal-width confidence bin that has items."""
+    bins: dict[int, list[tuple[float, bool]]] = {}
+    for p in report.predictions:
+        if p.confidence is not None:
+            b = min(int(p.confidence * RELIABILITY_BINS), RELIABILITY_BINS - 1)
+            bins.setdefault(b, []).append((p.confidence, p.truth == p.predicted))
+    return [
+        (
+            sum(c for c, _ in bins[b]) / len(bins[b]),
+            sum(ok for _, ok in bins[b]) / len(bins[b]),
+            len(bins[b]),
+        )
+        for b in sorted(bins)
+    ]
+
+
 def reliability_png(reports: Sequence[ProviderReport]) -> str:
-    """Accuracy against confidence in equal-width bins, one line per provider."""
+    """Accuracy against confidence, one line per provider; a dot's area is its bin's items."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -194,19 +211,18 @@ def reliability_png(reports: Sequence[ProviderReport]) -> str:
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
     for r in reports:
-        bins: dict[int, list[tuple[float, bool]]] = {}
-        for p in r.predictions:
-            if p.confidence is not None:
-                b = min(int(p.confidence * RELIABILITY_BINS), RELIABILITY_BINS - 1)
-                bins.setdefault(b, []).append((p.confidence, p.truth == p.predicted))
-        xs = [sum(c for c, _ in bins[b]) / len(bins[b]) for b in sorted(bins)]
-        ys = [sum(ok for _, ok in bins[b]) / len(bins[b]) for b in sorted(bins)]
-        ax.plot(xs, ys, marker="o", label=r.provider)
+        points = reliability_points(r)
+        if not points:
+            continue
+        xs, ys, ns = zip(*points, strict=True)
+        (line,) = ax.plot(xs, ys, label=r.provider)
+        # a bin of two items should not look as sure as a bin of two hundred
+        ax.scatter(xs, ys, s=[12 + 240 * n / max(ns) for n in ns], color=line.get_color())
     ax.set_xlabel("confidence")
     ax.set_ylabel("share correct")
     ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_title("Reliability")
+    ax.set_ylim(0, 1.02)
+    ax.set_title("Reliability (dot area: items in the bin)")
     ax.legend(loc="upper left")
     url = _png(fig)
     plt.close(fig)
