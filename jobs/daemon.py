@@ -111,6 +111,8 @@ class Daemon:
     # -- lifecycle ---------------------------------------------------------------------------
     def acquire(self) -> None:
         """Refuse a second daemon on one SQLite file; tidy runs a dead daemon left open."""
+        if self._lock is not None:
+            return  # already ours (the command takes it before logging its start-up advice)
         path = locks.sqlite_path(self.ctx.engine)
         if path is not None:
             self._lock = locks.DaemonLock(path)
@@ -336,11 +338,18 @@ class Daemon:
         )
 
 
-def prepare(ctx: Context) -> None:
-    """Fit the embedded defaults to what is configured, and say what the daemon will do."""
+def fit_defaults(ctx: Context) -> bool:
+    """Analyse with the local provider when Gemini (the default) has no key; True if so."""
+    if ctx.config.llm.provider == "gemini" and ctx.secrets.gemini_api_key is None:
+        ctx.config.llm.provider = "local"
+        return True
+    return False
+
+
+def advise(ctx: Context, fell_back: bool) -> None:
+    """Say what the daemon will do with what is configured."""
     cfg, secrets = ctx.config, ctx.secrets
-    if cfg.llm.provider == "gemini" and secrets.gemini_api_key is None:
-        cfg.llm.provider = "local"
+    if fell_back:
         log.warning(
             "GEMINI_API_KEY is not set: analysing with the local provider"
             " (set the key, or [llm] provider, to choose)"

@@ -42,14 +42,15 @@ def run(
 ) -> None:
     """Run the daemon: sync, analyze, themes, duplicates, digest, labels and polling on schedule."""
     from jobs import registry
-    from jobs.daemon import Daemon, Options, prepare
+    from jobs.daemon import Daemon, Options, advise, fit_defaults
 
     tctx = runtime(ctx).context()
+    fell_back = False
     if tick_every is not None:
         # Test-only: a lone job that works for `tick_seconds` at every slot.
         specs = [registry.tick_job(tick_every, tick_seconds)]
     else:
-        prepare(tctx)
+        fell_back = fit_defaults(tctx)  # before selecting: Batch Mode polling needs Gemini
         names = [n.strip() for n in only.split(",") if n.strip()] if only else None
         specs = registry.select_jobs(tctx, names)
     daemon = Daemon(
@@ -62,6 +63,9 @@ def run(
             replica=replica,
         ),
     )
+    daemon.acquire()  # a second daemon on one SQLite file refuses with one line, before any advice
+    if tick_every is None:
+        advise(tctx, fell_back)
     code = daemon.run_once() if once else daemon.serve()
     if code:
         raise typer.Exit(code)
