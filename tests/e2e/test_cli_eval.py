@@ -185,3 +185,24 @@ def test_local_and_openai_side_by_side_with_cost_recorded(tmp_path: Path) -> Non
     engine.dispose()
     assert {(c.provider, c.purpose) for c in logged} == {("openai", "eval")}
     assert len(logged) == len(chats)
+
+
+def test_a_provider_that_stops_is_reported_with_its_reason_and_exit_1(tmp_path: Path) -> None:
+    from tests.fakes.openai import FakeOpenAI
+
+    cwd = project(tmp_path)
+    train, test = csv_pair(tmp_path)
+    with FakeOpenAI() as fake:
+        fake.rate_limit(retry_after="3600")  # out of quota for an hour
+        env = {"TRIAGE_LLM__OPENAI__BASE_URL": fake.base_url + "/v1"}
+        args = ["eval", "--train", str(train), "--test", str(test), "-p", "local", "-p", "openai"]
+        done = run_triage(*args, "--json", cwd=cwd, env=env)
+        chats = fake.requests_to("/chat/completions")
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: openai stopped with 60 of 60")
+    assert "rate limiting" in lines[0]
+    local, openai = json.loads(done.stdout)["providers"]  # the report is still printed
+    assert local["stopped"] is None and local["mean_f1"] == 1.0
+    assert openai["unanswered"] == 60 and "rate limiting" in openai["stopped"]
+    assert len(chats) == 1  # the second repository is not asked once the quota is gone

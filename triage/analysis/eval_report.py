@@ -57,6 +57,7 @@ def provider_json(report: ProviderReport) -> dict[str, Any]:
         },
         "items": len(report.predictions),
         "unanswered": report.unanswered,
+        "stopped": report.stopped,
         "answered_by": report.notes,
     }
 

@@ -92,6 +92,7 @@ class ProviderReport:
     train_seconds: float = 0.0
     predict_seconds: float = 0.0
     notes: dict[str, int] = field(default_factory=dict)  # how answers were reached, counted
+    stopped: str | None = None  # why the provider gave up (quota, outage): the rest unanswered
 
     @property
     def unanswered(self) -> int:
@@ -170,6 +171,7 @@ def summarise(
     calls: list[CallRecord],
     train_s: float,
     predict_s: float,
+    stopped: str | None = None,
 ) -> ProviderReport:
     by_repo: dict[str, list[Prediction]] = defaultdict(list)
     for p in preds:
@@ -192,6 +194,7 @@ def summarise(
         train_seconds=train_s,
         predict_seconds=predict_s,
         notes=dict(notes),
+        stopped=stopped,
     )
 
 
@@ -220,20 +223,23 @@ def run_provider(
     test_rows: Sequence[EvalRow],
     taxonomy: Taxonomy,
     examples_per_label: int,
-) -> tuple[list[Prediction], list[CallRecord]]:
-    """Classify the test items repository by repository, few-shot examples from training."""
+) -> tuple[list[Prediction], list[CallRecord], str | None]:
+    """Classify the test items repository by repository, few-shot examples from training.
+
+    Returns the predictions, the calls made and why the provider stopped early (or None).
+    """
     preds: list[Prediction] = []
     calls: list[CallRecord] = []
     by_repo: dict[str, list[EvalRow]] = defaultdict(list)
     for row in test_rows:
         by_repo[row.repo].append(row)
-    stopped = False
+    stopped: str | None = None
     for repo, rows in sorted(by_repo.items()):
         outcome = ClassifyOutcome()
         if not stopped:  # after a quota or outage stop, the rest stays unanswered
             examples = few_shot(train_rows, repo, examples_per_label)
             outcome = provider.classify([item_of(r) for r in rows], taxonomy, examples)
-            stopped = bool(outcome.stop)
+            stopped = outcome.stop
         calls += outcome.calls
         got = {c.key: c for c in outcome.results}
         for r in rows:
@@ -248,7 +254,7 @@ def run_provider(
                     c.note if c else None,
                 )
             )
-    return preds, calls
+    return preds, calls, stopped
 
 
 def few_shot(rows: Sequence[EvalRow], repo: str, per_label: int) -> list[Example]:
@@ -288,7 +294,7 @@ def evaluate(
             provider = get_provider(name)
         began = time.perf_counter()
         try:
-            preds, calls = run_provider(
+            preds, calls, stopped = run_provider(
                 provider, train_rows, test_rows, taxonomy, config.llm.few_shot_per_category
             )
         finally:
@@ -304,6 +310,7 @@ def evaluate(
                 calls,
                 train_s,
                 time.perf_counter() - began,
+                stopped,
             )
         )
     return reports

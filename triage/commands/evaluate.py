@@ -11,7 +11,7 @@ import typer
 from triage.commands.common import console, err_console, runtime
 from triage.context import Context
 from triage.db.engine import transaction
-from triage.errors import ConfigError
+from triage.errors import ConfigError, TriageError
 
 if TYPE_CHECKING:
     from triage.analysis.evaluate import ProviderReport
@@ -117,12 +117,27 @@ def eval_command(
         html.write_text(eval_report.to_html(reports, meta), encoding="utf-8")
     if as_json:
         typer.echo(json.dumps(eval_report.to_json(reports, meta), indent=2))
-        return
-    eval_report.render(console, reports, meta)
-    if save:
-        console.print(f"saved thresholds for: {', '.join(meta['saved_thresholds']) or 'nothing'}")
-    if html:
-        console.print(f"wrote {html}")
+    else:
+        eval_report.render(console, reports, meta)
+        if save:
+            saved = ", ".join(meta["saved_thresholds"]) or "nothing"
+            console.print(f"saved thresholds for: {saved}")
+        if html:
+            console.print(f"wrote {html}")
+    _fail_if_stopped(reports)
+
+
+def _fail_if_stopped(reports: list[ProviderReport]) -> None:
+    """A provider that gave up scores its unanswered items as misses: say why, exit 1."""
+    stopped = [r for r in reports if r.stopped]
+    if stopped:
+        raise TriageError(
+            "; ".join(
+                f"{r.provider} stopped with {r.unanswered} of {len(r.predictions)} test items"
+                f" unanswered ({r.stopped})"
+                for r in stopped
+            )
+        )
 
 
 def _save(tctx: Context, reports: list[ProviderReport]) -> list[str]:
