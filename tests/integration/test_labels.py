@@ -75,6 +75,16 @@ def test_plan_keeps_to_the_allowlist_thresholds_and_human_triage(
     assert first.confidence == 0.9 and first.reason.startswith("bug (gemini)")
 
 
+def test_the_plan_lists_issues_in_number_order(gh: FakeGitHub, sqlite_url: str) -> None:
+    for n in range(1, 11):
+        gh.add_issue(REPO, f"crash {n}", "it crashes")
+    ctx = make_ctx(sqlite_url, gh)
+    sync(ctx)
+    for n in (10, 9, 2):
+        analyse(ctx, n, "bug", 0.9)
+    assert [i.number for i in github_labels.plan(ctx).issues] == [2, 9, 10]
+
+
 def test_apply_writes_each_label_once_and_records_it(gh: FakeGitHub, db_url: str) -> None:
     gh.add_issue(REPO, "crash", "it crashes")
     gh.add_issue(REPO, "idea", "please add")

@@ -92,7 +92,7 @@ def _latest_analyses(session: Session) -> list[tuple[Item, Analysis]]:
         select(Item, Analysis)
         .join(Analysis, Analysis.item_key == Item.key)
         .join(latest, Analysis.id == latest.c.id)
-        .order_by(Item.key)
+        .order_by(Item.scope, Item.number)  # issue 9 before issue 10
     )
     return [(i, a) for i, a in session.execute(stmt)]
 
