@@ -169,6 +169,28 @@ def test_a_copy_fetched_before_the_write_is_not_taken_for_a_removal(
     assert github_labels.plan(ctx).new_corrections == []
 
 
+def test_an_issue_a_human_labels_after_the_last_sync_is_left_alone(
+    gh: FakeGitHub, sqlite_url: str
+) -> None:
+    gh.add_issue(REPO, "crash", "it crashes")
+    gh.add_issue(REPO, "another crash", "it crashes too")
+    ctx = make_ctx(sqlite_url, gh)
+    sync(ctx)
+    analyse(ctx, 1, "bug", 0.9)
+    analyse(ctx, 2, "bug", 0.9)
+    plan = github_labels.plan(ctx)
+    gh.edit_issue(REPO, 1, labels=["question"])  # a maintainer triages it before the write
+    gh.edit_issue(REPO, 2, labels=["needs-triage"])  # not a category: does not block
+
+    result = github_labels.apply(ctx, plan)
+
+    assert issue_labels(gh, 1) == ["question"]
+    assert result.applied == [(f"github:{REPO}#2", "bug")]
+    [(key, label, why)] = result.skipped
+    assert (key, label) == (f"github:{REPO}#1", "bug") and "labelled by a human" in why
+    assert writes(ctx)[(key, label)].status == "skipped"
+
+
 def test_missing_repository_label_is_skipped_with_a_warning(
     gh: FakeGitHub, sqlite_url: str
 ) -> None:

@@ -42,6 +42,7 @@ class PlannedIssue:
     reason: str
     analysis_id: int
     item_updated_at: datetime
+    kept: tuple[str, ...] = ()  # map labels it has (ours); any other one found later is a human's
 
 
 @dataclass
@@ -154,6 +155,7 @@ def plan(ctx: Context) -> LabelPlan:
                     reason=_reason(analysis),
                     analysis_id=analysis.id,
                     item_updated_at=item.updated_at,
+                    kept=tuple(sorted(lbl for lbl in current if lbl in allow)),
                 )
             )
     return result

@@ -230,7 +230,16 @@ def _write(
 ) -> None:
     what = f"labelling {repo.full_name}#{issue.number}"
     try:
-        _call(client, lambda: repo.get_issue(issue.number).add_to_labels(*labels), what)
+        live = _call(client, lambda: repo.get_issue(issue.number), what)
+        allow = {label.lower() for label in ctx.config.labels.allowlist()}
+        human = sorted({x.name.lower() for x in live.labels} & allow - set(issue.kept))
+        if human:  # triaged by hand since the last sync: never touch it
+            why = f"labelled by a human since the last sync ({', '.join(human)})"
+            log.info("issue left alone", item=issue.key, reason=why)
+            result.skipped += [(issue.key, label, why) for label in labels]
+            _record(ctx, issue, labels, history.SKIPPED, why)
+            return
+        _call(client, lambda: live.add_to_labels(*labels), what)
     except (GithubException, TriageError, requests.RequestException) as exc:
         why = describe(exc, what, repo.full_name)
         log.error("label write failed", item=issue.key, error=why)
