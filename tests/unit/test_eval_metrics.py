@@ -167,3 +167,22 @@ def test_training_data_with_one_label_is_refused_clearly() -> None:
     data = [EvalRow("r", None, "bug", f"t{i}", "b", key=f"k{i}") for i in range(5)]
     with pytest.raises(TriageError, match="fewer than two labels"):
         evaluate(Config(), data, data, ["local"], lambda name: None)  # type: ignore[arg-type,return-value]
+
+
+def test_local_eval_answers_with_the_model_production_would_use(tmp_path: Path) -> None:
+    """Own model with enough labels, else the pooled one, else rules: as `triage analyze`."""
+    from triage.analysis.evaluate import evaluate
+    from triage.config import Config
+
+    def csv_rows(name: str, data: list[dict[str, str]]) -> list[EvalRow]:
+        return read_csv(write_csv(tmp_path / name, data))
+
+    train = csv_rows("train.csv", rows(12, "big/one", seed=1) + rows(3, "small/two", seed=2))
+    test = csv_rows("test.csv", rows(2, "big/one", seed=3) + rows(2, "small/two", seed=4))
+    (report,) = evaluate(Config(), train, test, ["local"], lambda name: None)  # type: ignore[arg-type,return-value]
+    notes = {(p.repo, (p.note or "own").split(":")[0]) for p in report.predictions}
+    assert notes == {("big/one", "own"), ("small/two", "pooled model")}
+
+    tiny = csv_rows("tiny.csv", rows(3, "small/two", seed=2))
+    (report,) = evaluate(Config(), tiny, test, ["local"], lambda name: None)  # type: ignore[arg-type,return-value]
+    assert report.notes == {"rules": len(test)}

@@ -9,7 +9,7 @@ lowest confidence at which the provider's precision reaches a target on the test
 from __future__ import annotations
 
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -30,7 +30,7 @@ from triage.providers.base import (
     Provider,
     Taxonomy,
 )
-from triage.providers.local import FixedModels, LocalProvider, scope_key
+from triage.providers.local import FixedModels, LocalProvider, enough_labels, scope_key
 from triage.providers.local_features import IssueFeatures
 from triage.providers.local_model import ScopeModel, TrainingSet, train
 
@@ -198,8 +198,15 @@ def summarise(
     )
 
 
-def train_local(train_rows: Sequence[EvalRow], test_rows: Sequence[EvalRow]) -> FixedModels:
-    """One model per test repository, trained as the provider trains it; features fitted once."""
+def train_local(
+    train_rows: Sequence[EvalRow], test_rows: Sequence[EvalRow], per_category: int
+) -> FixedModels:
+    """One model per test repository, trained as the provider trains it; features fitted once.
+
+    As in production, a repository with fewer than `per_category` training items in two
+    categories gets no model of its own: the pooled model answers for it, or with too few
+    labels in all, the rules.
+    """
     docs = [r.doc for r in train_rows]
     labels = [r.label for r in train_rows]
     features = IssueFeatures()
@@ -208,13 +215,16 @@ def train_local(train_rows: Sequence[EvalRow], test_rows: Sequence[EvalRow]) -> 
     models: dict[str, ScopeModel] = {}
     for scope in sorted({scope_key(item_of(r)) for r in test_rows}):
         own = [s == scope for s in train_scopes]
-        if sum(own) == 0 or len({lb for lb, o in zip(labels, own, strict=True) if o}) < 2:
-            continue  # nothing of its own to learn from: the pooled model answers
+        if not enough_labels(
+            Counter(lb for lb, o in zip(labels, own, strict=True) if o), per_category
+        ):
+            continue  # too little of its own to learn from: the pooled model answers
         models[scope] = train(TrainingSet(docs, labels, own), features=features, matrix=matrix)
     pooled = None
-    if len(models) < len({scope_key(item_of(r)) for r in test_rows}):
+    needed = len(models) < len({scope_key(item_of(r)) for r in test_rows})
+    if needed and enough_labels(Counter(labels), per_category):
         pooled = train(TrainingSet(docs, labels), features=features, matrix=matrix)
-    return FixedModels(models, pooled)
+    return FixedModels(models, pooled)  # neither: rules answer, as they would in production
 
 
 def run_provider(
@@ -288,7 +298,10 @@ def evaluate(
         started = time.perf_counter()
         train_s = 0.0
         if name == "local":
-            provider: Provider = LocalProvider(train_local(train_rows, test_rows), config.llm.local)
+            provider: Provider = LocalProvider(
+                train_local(train_rows, test_rows, config.llm.local.min_labels_per_category),
+                config.llm.local,
+            )
             train_s = time.perf_counter() - started
         else:
             provider = get_provider(name)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -57,6 +57,11 @@ class FixedModels:
         if self.pooled is not None:
             return Choice(self.pooled, f"pooled model: no model trained for {scope}")
         return Choice(None, f"rules: no model trained for {scope}")
+
+
+def enough_labels(counts: Mapping[str, int], per_category: int) -> bool:
+    """A source trains its own model with `per_category` labelled items in two categories."""
+    return sum(n >= per_category for n in counts.values()) >= 2
 
 
 def scope_key(item: ItemText) -> str:

@@ -22,7 +22,7 @@ from triage.context import Context
 from triage.db.engine import transaction
 from triage.db.schema import Item, LocalModel
 from triage.db.store import utcnow
-from triage.providers.local import Choice
+from triage.providers.local import Choice, enough_labels
 from triage.providers.local_model import VERSION, ScopeModel, TrainingSet, train
 
 POOLED = "*"
@@ -69,7 +69,7 @@ class DatabaseModels:
         return self._index
 
     def enough(self, counts: Counter[str]) -> bool:
-        return sum(n >= self.cfg.min_labels_per_category for n in counts.values()) >= 2
+        return enough_labels(counts, self.cfg.min_labels_per_category)
 
     def choose(self, scope: str) -> Choice:
         if scope not in self._choices:
