@@ -206,3 +206,16 @@ def test_a_provider_that_stops_is_reported_with_its_reason_and_exit_1(tmp_path: 
     assert local["stopped"] is None and local["mean_f1"] == 1.0
     assert openai["unanswered"] == 60 and "rate limiting" in openai["stopped"]
     assert len(chats) == 1  # the second repository is not asked once the quota is gone
+
+
+def test_a_missing_key_fails_before_anything_is_trained(tmp_path: Path) -> None:
+    cwd = project(tmp_path)
+    train, test = csv_pair(tmp_path)
+    args = ["eval", "--train", str(train), "--test", str(test), "-p", "local", "-p", "gemini"]
+    done = run_triage(*args, cwd=cwd)  # no GEMINI_API_KEY in the environment
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: GEMINI_API_KEY is not set (GOOGLE_API_KEY also works); export it,"
+        " or run with `--provider local` to classify without Gemini"
+    ]
+    assert done.stdout == ""

@@ -89,17 +89,19 @@ def eval_command(
             "give --train TRAIN.csv and --test TEST.csv, or --source github:OWNER/REPO"
         )
 
-    def get(name: str) -> Provider:
-        from triage.providers.registry import get_provider
+    from triage.providers.registry import get_provider
 
-        return get_provider(tctx, name)
+    # a missing key or unknown model fails now, not after the local model has trained
+    remote: dict[str, Provider] = {n: get_provider(tctx, n) for n in names if n != "local"}
 
     if not as_json:
         err_console.print(
             f"evaluating {', '.join(names)} on {len(test_rows)} test items"
             f" ({len(train_rows)} for training)"
         )
-    reports = evaluate(tctx.config, train_rows, test_rows, names, get, target_precision)
+    reports = evaluate(
+        tctx.config, train_rows, test_rows, names, remote.__getitem__, target_precision
+    )
     if any(n != "local" for n in names):
         from triage.analysis.evaluate import record_calls
 
