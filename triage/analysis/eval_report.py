@@ -18,7 +18,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from triage.analysis.evaluate import UNANSWERED, ProviderReport
+from triage.analysis.evaluate import UNANSWERED, ProviderReport, confusion_columns
 
 RELIABILITY_BINS = 10
 
@@ -163,10 +163,8 @@ def render(console: Console, reports: Sequence[ProviderReport], meta: dict[str, 
 def _confusion(console: Console, report: ProviderReport) -> None:
     """All repositories together; every item in its row, whatever the provider answered."""
     rows = list(report.labels)
-    shown = [p.predicted or UNANSWERED for p in report.predictions]
-    extra = sorted(set(shown) - set(rows) - {UNANSWERED})
-    columns = rows + extra + ([UNANSWERED] if UNANSWERED in shown else [])
-    counts = Counter(zip((p.truth for p in report.predictions), shown, strict=True))
+    columns = confusion_columns(rows, report.predictions)
+    counts = Counter((p.truth, p.predicted or UNANSWERED) for p in report.predictions)
     table = Table(title=f"{report.provider}: confusion (rows: human label, columns: predicted)")
     table.add_column("")
     for lb in columns:

@@ -126,6 +126,13 @@ def label_scores(truth: Sequence[str], predicted: Sequence[str], order: list[str
     }
 
 
+def confusion_columns(order: list[str], preds: Sequence[Prediction]) -> list[str]:
+    """`order`, then other labels predicted, then UNANSWERED if any: every item has a column."""
+    shown = {p.predicted or UNANSWERED for p in preds}
+    extra = sorted(shown - set(order) - {UNANSWERED})
+    return order + extra + ([UNANSWERED] if UNANSWERED in shown else [])
+
+
 def repo_scores(repo: str, preds: Sequence[Prediction]) -> RepoScores:
     """Macro-F1 over the labels humans used in this repository's test items."""
     order = sorted({p.truth for p in preds})
@@ -133,9 +140,8 @@ def repo_scores(repo: str, preds: Sequence[Prediction]) -> RepoScores:
     got = [p.predicted for p in preds]
     macro = float(f1_score(truth, got, labels=order, average="macro", zero_division=0))
     # every item stands in its row: predictions of labels unused here and unanswered items too
+    columns = confusion_columns(order, preds)
     shown = [p.predicted or UNANSWERED for p in preds]
-    extra = sorted(set(shown) - set(order) - {UNANSWERED})
-    columns = order + extra + ([UNANSWERED] if UNANSWERED in shown else [])
     matrix = confusion_matrix(truth, shown, labels=columns).tolist()
     scores = label_scores(truth, got, order)
     return RepoScores(repo, len(preds), macro, scores, matrix, order, columns)
