@@ -254,7 +254,7 @@ def labels(ctx: Context) -> Counts:
 
 
 def tick(ctx: Context, seconds: float = 1.0) -> Counts:
-    """A test job that works for `seconds`, checkpointing only if asked to stop early."""
+    """A test job that works for `seconds`; it has no checkpoint, so a stop waits for it."""
     deadline = time.monotonic() + seconds
     steps = 0
     while time.monotonic() < deadline:
