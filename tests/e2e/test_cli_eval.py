@@ -139,8 +139,9 @@ def test_missing_test_file_is_one_clear_error(tmp_path: Path) -> None:
             "train.csv:3: label 'bugz' is not in [taxonomy] categories",
         ),
         (None, ["-p", "local", "-p", "chatgpt"], "unknown provider 'chatgpt'"),
+        (None, ["--html", "missing/report.html"], "--html: the folder missing does not exist"),
     ],
-    ids=["empty-csv", "label-outside-taxonomy", "unknown-provider"],
+    ids=["empty-csv", "label-outside-taxonomy", "unknown-provider", "html-folder-missing"],
 )
 def test_bad_input_is_one_line_and_exit_2(
     tmp_path: Path, train_text: str | None, extra: list[str], message: str

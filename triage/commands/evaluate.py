@@ -68,6 +68,8 @@ def eval_command(
     unknown = [n for n in names if n not in KNOWN]
     if unknown:
         raise ConfigError(f"unknown provider {unknown[0]!r} (known: {', '.join(KNOWN)})")
+    if html and not html.parent.is_dir():  # found out now, not after the evaluation
+        raise ConfigError(f"--html: the folder {html.parent} does not exist")
     rt = runtime(ctx)
     if source and (train or test):
         raise ConfigError("give either --train and --test, or --source, not both")
