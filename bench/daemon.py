@@ -23,7 +23,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from fakes import start_fake
+from procs import run_measured, start_fake
 
 ROOT = Path(__file__).resolve().parents[1]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -129,20 +129,7 @@ def cycle(issues: int, questions: int, provider: str) -> None:
                 env["GEMINI_API_KEY"] = "fake-gemini-key"
             triage(["init"], env, cwd)
             args = ["run", "--once", "--only", "sync,analyze,themes,digest"]
-            started = time.perf_counter()
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "triage.cli", *args],
-                cwd=cwd,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-            assert proc.stdout is not None
-            out = proc.stdout.read()
-            _, status, usage = os.wait4(proc.pid, 0)
-            seconds = time.perf_counter() - started
-            code = os.waitstatus_to_exitcode(status)
+            out, seconds, peak, code = run_measured(args, env, cwd)
             rows = sqlite3.connect(cwd / "bench.db").execute(
                 "SELECT job, outcome, started_at, finished_at, error, counts"
                 " FROM job_runs ORDER BY id"
@@ -160,7 +147,7 @@ def cycle(issues: int, questions: int, provider: str) -> None:
         print(out[-3000:])
     print(
         f"one cycle over {count} new items ({provider} provider): {seconds:.1f}s wall,"
-        f" peak RSS {usage.ru_maxrss / 1024:.0f} MB, exit code {code}"
+        f" peak RSS {peak:.0f} MB, exit code {code}"
     )
     print("\n".join("  " + j for j in jobs))
 

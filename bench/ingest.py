@@ -11,36 +11,22 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-from fakes import start_fake
+import procs
+from procs import start_fake
 
 ROOT = Path(__file__).resolve().parents[1]
 SUMMARY = re.compile(r"(\d+) items \((\d+) new.*?\) in (\d+) requests, ([\d.]+)s")
 
 
 def run_measured(args: list[str], env: dict[str, str], cwd: Path) -> tuple[str, float, float]:
-    """Like `triage` but measures the child's peak RSS with wait4."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "triage.cli", *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert proc.stdout is not None
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
+    """Like `triage` but measures the child's peak RSS; stops the benchmark if it fails."""
+    out, seconds, rss, code = procs.run_measured(args, env, cwd)
+    if code != 0:
         raise SystemExit(f"triage {' '.join(args)} failed:\n{out[-2000:]}")
-    return out, seconds, usage.ru_maxrss / 1024
+    return out, seconds, rss
 
 
 def backfill(

@@ -1,9 +1,11 @@
-"""Start a fake service from tests/fakes/ in a subprocess for the benchmarks."""
+"""Subprocesses for the benchmarks: a fake service from tests/fakes/, a measured `triage` run."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,3 +32,21 @@ def start_fake(
         proc.kill()
         raise SystemExit(f"{module} did not start: {url!r}")
     return proc, url
+
+
+def run_measured(args: list[str], env: dict[str, str], cwd: Path) -> tuple[str, float, float, int]:
+    """`triage ARGS`: its output, wall seconds, peak RSS in MB (from wait4) and exit code."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "triage.cli", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    return out, seconds, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
