@@ -186,3 +186,10 @@ def test_local_eval_answers_with_the_model_production_would_use(tmp_path: Path) 
     tiny = csv_rows("tiny.csv", rows(3, "small/two", seed=2))
     (report,) = evaluate(Config(), tiny, test, ["local"], lambda name: None)  # type: ignore[arg-type,return-value]
     assert report.notes == {"rules": len(test)}
+
+
+def test_csv_saved_by_a_spreadsheet_with_a_byte_order_mark_reads(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "excel.csv", rows(1))
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    got = read_csv(path)
+    assert [r.repo for r in got] == ["acme/app"] * 3

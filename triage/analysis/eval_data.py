@@ -53,7 +53,8 @@ def read_csv(path: Path) -> list[EvalRow]:
     csv.field_size_limit(sys.maxsize)  # issue bodies with logs exceed the 128 KiB default
     rows: list[EvalRow] = []
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
+        # utf-8-sig: the byte-order mark a spreadsheet writes is not part of the first column name
+        with path.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
             if reader.fieldnames is None:
                 raise ConfigError(f"{path} is empty (expected columns {','.join(CSV_COLUMNS)})")
