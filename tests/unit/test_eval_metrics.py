@@ -186,6 +186,9 @@ def test_local_eval_answers_with_the_model_production_would_use(tmp_path: Path) 
     tiny = csv_rows("tiny.csv", rows(3, "small/two", seed=2))
     (report,) = evaluate(Config(), tiny, test, ["local"], lambda name: None)  # type: ignore[arg-type,return-value]
     assert report.notes == {"rules": len(test)}
+    console = Console(width=200, record=True)
+    render(console, [report], {})
+    assert f"local: of {len(test)} items, {len(test)} by the rules" in console.export_text()
 
 
 def test_csv_saved_by_a_spreadsheet_with_a_byte_order_mark_reads(tmp_path: Path) -> None:

@@ -158,6 +158,10 @@ def render(console: Console, reports: Sequence[ProviderReport], meta: dict[str, 
                     f"{t.recall:.2f}",
                 )
     console.print(th)
+    for r in reports:
+        if r.notes:  # a fallback answered some items: the scores are partly the fallback's
+            counted = ", ".join(f"{n} by the {how}" for how, n in sorted(r.notes.items()))
+            console.print(f"{r.provider}: of {len(r.predictions)} items, {counted}")
 
 
 def _confusion(console: Console, report: ProviderReport) -> None:
