@@ -56,6 +56,7 @@ def analyse(
     provider: str = "gemini",
     stale: bool = False,
     summary: str | None = None,
+    reason: str | None = None,
 ) -> int:
     """Store an analysis of issue `number` as the analyze step would."""
     key = f"github:{REPO}#{number}"
@@ -69,6 +70,7 @@ def analyse(
             model="m",
             prompt_version=f"v{utcnow().timestamp()}",
             status="ok",
+            reason=reason,
             category=category,
             labels=labels or [],
             priority="medium",

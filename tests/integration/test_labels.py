@@ -75,6 +75,21 @@ def test_plan_keeps_to_the_allowlist_thresholds_and_human_triage(
     assert first.confidence == 0.9 and first.reason.startswith("bug (gemini)")
 
 
+def test_rule_based_guesses_are_never_written_whatever_the_threshold(
+    gh: FakeGitHub, sqlite_url: str
+) -> None:
+    gh.add_issue(REPO, "crash", "it crashes")
+    gh.add_issue(REPO, "crash again", "it crashes")
+    ctx = make_ctx(sqlite_url, gh)
+    sync(ctx)
+    set_threshold(ctx, "bug", "local", 0.4)
+    analyse(ctx, 1, "bug", 0.6, provider="local", reason="rules: no model trained for o/r")
+    analyse(ctx, 2, "bug", 0.6, provider="local", reason="pooled model: few labels")
+    plan = github_labels.plan(ctx)
+    assert {i.number: i.labels for i in plan.issues} == {2: ["bug"]}
+    assert plan.held["rule-based guess (no trained model)"] == 1
+
+
 def test_the_plan_lists_issues_in_number_order(gh: FakeGitHub, sqlite_url: str) -> None:
     for n in range(1, 11):
         gh.add_issue(REPO, f"crash {n}", "it crashes")

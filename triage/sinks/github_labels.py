@@ -63,6 +63,9 @@ def _thresholds(session: Session) -> dict[tuple[str, str], float]:
     return {(label.lower(), provider): t for label, provider, t in rows}
 
 
+RULES_NOTE = "rules:"  # how the local provider marks an answer made by rules, not a model
+
+
 def threshold_for(
     thresholds: dict[tuple[str, str], float],
     label: str,
@@ -126,6 +129,10 @@ def plan(ctx: Context) -> LabelPlan:
         human = sorted(lbl for lbl in current if lbl in allow and lbl not in ours)
         if human:
             result.held["labelled by a human"] += 1
+            continue
+        if (analysis.reason or "").startswith(RULES_NOTE):
+            # Keyword rules answer where no model was trained: worth a digest line, not a label.
+            result.held["rule-based guess (no trained model)"] += 1
             continue
         wanted = [str(x) for x in analysis.labels or []]
         wanted += cfg.map.get(analysis.category or "", [])
