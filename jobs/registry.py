@@ -212,11 +212,51 @@ def duplicates(ctx: Context) -> Counts:
     return counts
 
 
+# A digest reports what sync and analyze stored. When they fire at the same minute (the
+# defaults: sync every 15m, digest at 09:00), the digest waits for them, on any replica.
+INGEST_JOBS = ("sync", "analyze")
+INGEST_GRACE = 3.0  # seconds for a job fired in the same instant to record its run
+INGEST_WAIT = 1800.0  # never wait longer than this for a slow sync or analyze
+
+
+def ingest_running(ctx: Context) -> bool:
+    """Whether a sync or analyze run is in progress on any replica (from job_runs)."""
+    from datetime import timedelta
+
+    from sqlalchemy import func, select
+
+    from triage.db.schema import JobRun
+    from triage.db.store import utcnow
+
+    with ctx.sessions() as s:
+        busy = s.scalar(
+            select(func.count(JobRun.id)).where(
+                JobRun.job.in_(INGEST_JOBS),
+                JobRun.outcome == "running",
+                JobRun.started_at >= utcnow() - timedelta(seconds=INGEST_WAIT * 2),
+            )
+        )
+    return bool(busy)
+
+
+def wait_for_ingest(ctx: Context, grace: float = INGEST_GRACE, limit: float = INGEST_WAIT) -> None:
+    """Let a running (or just fired) sync and its analyze finish before the digest is built."""
+    deadline = time.monotonic() + limit
+    _stop.wait(grace)
+    idle_checks = 0
+    while idle_checks < 2 and time.monotonic() < deadline and not stopping():
+        # Two idle looks in a row: analyze is chained right after a sync, with a gap between.
+        idle_checks = 0 if ingest_running(ctx) else idle_checks + 1
+        if idle_checks < 2:
+            _stop.wait(1.0)
+
+
 def digest(ctx: Context) -> Counts:
     """Deliver the digest of the last [digest] window, once per window (`triage digest`)."""
     from triage.commands import digest as dg
     from triage.sinks import slack
 
+    wait_for_ingest(ctx)
     dest = dg.destination(ctx, None)
     d = dg.build(ctx, None, None)
     counts = {"items": d.total.current, "themes": d.active_themes}

@@ -196,3 +196,19 @@ def test_a_run_left_open_by_a_dead_replica_is_closed_by_the_next_one(db_url: str
         left = s.get(JobRun, dead)
         assert left is not None and left.outcome == "interrupted"
         assert left.error == "the daemon stopped during the run"
+
+
+def test_the_digest_waits_for_a_sync_running_on_any_replica(sqlite_url: str) -> None:
+    import threading
+
+    ctx = make_ctx(sqlite_url)
+    run_id = runs.start(ctx.sessions, "sync", "s1", "other-replica")
+    done = threading.Event()
+    waiter = threading.Thread(
+        target=lambda: (registry.wait_for_ingest(ctx, grace=0.0, limit=60.0), done.set())
+    )
+    waiter.start()
+    assert not done.wait(2.5)  # still waiting: the sync is running
+    runs.finish(ctx.sessions, run_id, runs.OK)
+    assert done.wait(15.0)  # released once the sync is over
+    waiter.join()
