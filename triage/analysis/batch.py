@@ -94,14 +94,7 @@ def submit(
     system = prompts.system_instruction(taxonomy, examples)
     schema = prompts.response_model(taxonomy)
     llm = config.llm
-    batches = prompts.pack_items(
-        texts,
-        taxonomy,
-        examples,
-        max_prompt_tokens=llm.max_prompt_tokens,
-        max_items=llm.max_items_per_call,
-        max_item_chars=llm.max_item_chars,
-    )
+    batches = prompts.pack_for(texts, taxonomy, examples, llm)
     prefix = estimate_tokens(system)
     requests = [
         gb.build_request(p, b, prompts.item_ids(len(b)), system, schema, i)

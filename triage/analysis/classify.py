@@ -308,14 +308,7 @@ def run(
     stats.planned = len(texts)
     prefix = estimate_tokens(prompts.system_instruction(taxonomy, examples))
     llm = config.llm
-    batches = prompts.pack_items(
-        texts,
-        taxonomy,
-        examples,
-        max_prompt_tokens=llm.max_prompt_tokens,
-        max_items=llm.max_items_per_call,
-        max_item_chars=llm.max_item_chars,
-    )
+    batches = prompts.pack_for(texts, taxonomy, examples, llm)
     left = len(texts)
     try:
         queue = list(batches)

@@ -92,14 +92,7 @@ class OpenAIProvider:
     ) -> ClassifyOutcome:
         system = prompts.system_instruction(taxonomy, examples)
         fmt = response_format(taxonomy)
-        batches = prompts.pack_items(
-            items,
-            taxonomy,
-            examples,
-            max_prompt_tokens=self.llm.max_prompt_tokens,
-            max_items=self.llm.max_items_per_call,
-            max_item_chars=self.llm.max_item_chars,
-        )
+        batches = prompts.pack_for(items, taxonomy, examples, self.llm)
 
         def call(its: Sequence[ItemText], ids: Sequence[str]) -> Reply:
             return self._call(its, ids, system, fmt)

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, create_model
 
+from triage.config import LLMConfig
 from triage.providers.base import Example, ItemText, Taxonomy
 from triage.providers.packing import cap_body, cap_title, estimate_tokens, pack
 
@@ -109,6 +110,20 @@ def response_model(taxonomy: Taxonomy) -> type[BaseModel]:
     }
     item: Any = create_model("ItemAnswer", **fields)
     return create_model("BatchAnswer", items=(list[item], ...))
+
+
+def pack_for(
+    items: Sequence[ItemText], taxonomy: Taxonomy, examples: Sequence[Example], llm: LLMConfig
+) -> list[list[ItemText]]:
+    """`pack_items` with the limits of the `[llm]` config."""
+    return pack_items(
+        items,
+        taxonomy,
+        examples,
+        max_prompt_tokens=llm.max_prompt_tokens,
+        max_items=llm.max_items_per_call,
+        max_item_chars=llm.max_item_chars,
+    )
 
 
 def pack_items(
