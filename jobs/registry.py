@@ -52,10 +52,6 @@ def stopping() -> bool:
     return _stop.is_set()
 
 
-def reset_stop() -> None:
-    _stop.clear()
-
-
 @dataclass(frozen=True)
 class JobSpec:
     name: str
@@ -72,12 +68,12 @@ def sync(ctx: Context) -> Counts:
     """One incremental pass over every configured source; one bad source never blocks the rest."""
     from triage import ingest
 
-    cfg = ctx.config
-    if not cfg.github.repos and not cfg.stackexchange.tags:
+    builders = ingest.source_builders(ctx)
+    if not builders:
         raise JobSkipped("no sources configured: set [github] repos or [stackexchange] tags")
     counts: Counts = {"sources": 0, "items": 0, "new": 0, "updated": 0, "requests": 0}
     errors: list[str] = []
-    for _kind, label, build in ingest.source_builders(ctx):
+    for _kind, label, build in builders:
         if stopping():
             counts["stopped_early"] = 1
             break

@@ -10,13 +10,13 @@ from sqlalchemy import select
 
 from jobs import registry
 from tests.fakes.github import FakeGitHub
+from triage.clients.github import GitHubClient, RetryPolicy
 from triage.config import Config, Secrets
 from triage.context import Context
 from triage.db import migrate
 from triage.db.engine import transaction
 from triage.db.schema import Analysis, Item, LabelThreshold
 from triage.db.store import utcnow
-from triage.sources.github_client import GitHubClient, RetryPolicy
 
 REPO = "acme/widgets"
 TOKEN = "ghp_" + "x" * 36
@@ -34,7 +34,7 @@ def make_ctx(db_url: str, gh: FakeGitHub, **labels: Any) -> Context:
     migrate.upgrade(ctx.engine)
     # The Context holds every client: this is the real client, with GitHub's one-second pause
     # between writes switched off so the tests stay quick.
-    ctx._cache["github"] = GitHubClient(
+    ctx.github = GitHubClient(
         gh.base_url,
         TOKEN,
         seconds_between_writes=None,

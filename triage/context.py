@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,6 +16,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from triage.config import Config, Secrets
 from triage.db import migrate
 from triage.db.engine import make_engine, session_factory
+
+if TYPE_CHECKING:
+    from triage.clients.github import GitHubClient
+    from triage.clients.stackexchange import StackExchangeClient
 
 
 @dataclass
@@ -31,6 +35,24 @@ class Context:
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
         return session_factory(self.engine)
+
+    @cached_property
+    def github(self) -> GitHubClient:
+        """The one GitHub client (sources and label write-back share its rate-limit state)."""
+        from triage.clients.github import from_config
+
+        token = self.secrets.github_token
+        return from_config(self.config.github, token.get_secret_value() if token else None)
+
+    @cached_property
+    def stackexchange(self) -> StackExchangeClient:
+        """The one Stack Exchange client, shared by every tag's source (one quota, one backoff)."""
+        from triage.clients.stackexchange import StackExchangeClient
+
+        key = self.secrets.stackexchange_key
+        return StackExchangeClient(
+            self.config.stackexchange, key.get_secret_value() if key else None
+        )
 
     def require_schema(self) -> None:
         migrate.require_current(self.engine)

@@ -3,30 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import partial
-from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from triage.db import store
 from triage.db.engine import transaction
-from triage.sources.base import Source
-
-if TYPE_CHECKING:
-    from triage.context import Context
-
-ISO = "%Y-%m-%dT%H:%M:%SZ"
-
-
-def format_cursor(value: datetime) -> str:
-    return value.strftime(ISO)
-
-
-def parse_cursor(value: str) -> datetime:
-    return datetime.strptime(value, ISO)
+from triage.sources import SOURCES
+from triage.sources.base import Source, SourceBuilder, SourceDeps, format_cursor
 
 
 @dataclass
@@ -53,27 +39,9 @@ class RunStats:
 ProgressHook = Callable[[RunStats], None]
 
 
-# (kind, name, build): one per configured repository spec and tag.
-SourceBuilder = tuple[str, str, Callable[[], Sequence[Source]]]
-
-
-def source_builders(ctx: Context) -> list[SourceBuilder]:
+def source_builders(deps: SourceDeps) -> list[SourceBuilder]:
     """One builder per configured repo (or `org/*`) and tag, so a failing one spoils only itself."""
-    from triage.sources import github, stackexchange
-
-    cfg = ctx.config
-    site = cfg.stackexchange.site
-    return [
-        ("github", f"github:{spec}", partial(github.make_sources, ctx, [spec]))
-        for spec in cfg.github.repos
-    ] + [
-        (
-            "stackexchange",
-            f"stackexchange:{site}/{tag}",
-            partial(stackexchange.make_sources, ctx, [tag], site),
-        )
-        for tag in cfg.stackexchange.tags
-    ]
+    return [builder for spec in SOURCES.values() for builder in spec.builders(deps)]
 
 
 def sync_cursor_name(source: Source) -> str:

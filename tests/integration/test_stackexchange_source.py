@@ -12,14 +12,15 @@ from sqlalchemy import func, select
 
 from tests.fakes.stackexchange import START, FakeStackExchange
 from triage import ingest
+from triage.clients.stackexchange import StackExchangeClient
 from triage.config import Config, Secrets
 from triage.context import Context
 from triage.db import migrate
 from triage.db.schema import Cursor, Item
 from triage.errors import ConfigError, QuotaExhausted, SourceError
 from triage.sources import stackexchange
+from triage.sources.base import format_cursor, parse_cursor
 from triage.sources.stackexchange import StackExchangeSource
-from triage.sources.stackexchange_api import StackExchangeClient
 
 TAG = "google-gemini"
 
@@ -94,7 +95,7 @@ def test_backfill_pages_through_every_question_at_about_ten_requests_per_thousan
             sync_cur = s.get(Cursor, ingest.sync_cursor_name(src))
             newest = s.scalar(select(func.max(Item.updated_at)))
         assert cur is not None and sync_cur is not None and newest is not None
-        assert cur.value == sync_cur.value == ingest.format_cursor(newest)
+        assert cur.value == sync_cur.value == format_cursor(newest)
         assert stats.quota_remaining == 300 - len(calls)
 
 
@@ -297,7 +298,7 @@ def test_quota_used_up_stops_cleanly_keeps_cursor_and_resumes(db_url: str) -> No
         before = len(fake.question_calls())
         stats = backfill(ctx, source(ctx))
         first = fake.question_calls()[before + 0]
-        assert first.arg("min") == str(int(ingest.parse_cursor(cursor).timestamp()))
+        assert first.arg("min") == str(int(parse_cursor(cursor).timestamp()))
         assert stats.done and count(ctx) == 500 and stats.new == 500 - saved
 
 

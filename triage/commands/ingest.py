@@ -15,6 +15,7 @@ from triage.commands.common import console, err_console, runtime
 from triage.context import Context
 from triage.errors import ConfigError, Interrupted, TriageError
 from triage.ingest import RunStats
+from triage.sources import github_sources, stackexchange_sources
 from triage.sources.base import Source, to_utc
 
 backfill_app = typer.Typer(help="One-off, resumable import of history.", no_args_is_help=True)
@@ -118,14 +119,12 @@ def backfill_github(
     limit: LimitOpt = None,
 ) -> None:
     """Import a repository's issues (oldest change first); resumable."""
-    from triage.sources import github
-
     owner, _, name = repo.partition("/")
     if not owner or not name or "/" in name or "*" in repo:
         raise ConfigError(f"expected OWNER/REPO, got {repo!r}")
     start = parse_since(since)
     tctx = runtime(ctx).context()
-    for source in github.make_sources(tctx, [repo]):
+    for source in github_sources(tctx, [repo]):
         _run(tctx, source, start, limit, backfill=True)
 
 
@@ -138,14 +137,12 @@ def backfill_stackoverflow(
     limit: LimitOpt = None,
 ) -> None:
     """Import a Stack Exchange tag's questions; resumable."""
-    from triage.sources import stackexchange
-
     if not tag.strip():
         raise ConfigError("expected a tag, e.g. `triage backfill stackoverflow google-gemini`")
     start = parse_since(since)
     tctx = runtime(ctx).context()
     site = site or tctx.config.stackexchange.site
-    for source in stackexchange.make_sources(tctx, [tag], site):
+    for source in stackexchange_sources(tctx, [tag], site):
         _run(tctx, source, start, limit, backfill=True)
 
 

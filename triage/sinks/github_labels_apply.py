@@ -16,13 +16,13 @@ import requests
 from github import GithubException
 from github.Requester import Requester
 
+from triage.clients.github import GitHubClient, error_message
 from triage.context import Context
 from triage.db.engine import transaction
 from triage.errors import ConfigError, QuotaExhausted, TriageError
 from triage.logs import get_logger
 from triage.sinks import label_history as history
 from triage.sinks.github_labels import LabelPlan, PlannedIssue
-from triage.sources.github_client import GitHubClient, error_message, github_client
 
 log = get_logger("triage.labels")
 NEW_LABEL_COLOR = "ededed"
@@ -165,7 +165,7 @@ def apply_plan(
         return result
     if ctx.secrets.github_token is None:
         raise ConfigError("writing labels needs GITHUB_TOKEN with write access to issues")
-    client = github_client(ctx)
+    client = ctx.github
     by_repo: dict[str, list[PlannedIssue]] = defaultdict(list)
     for issue in plan.issues:
         by_repo[issue.repo].append(issue)

@@ -1,0 +1,75 @@
+"""The SOURCES registry: one entry per kind of source; sync, backfill and doctor read it.
+
+A source module (and its HTTP library) is imported only when one of its sources is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+from triage.sources.base import Source, SourceBuilder, SourceDeps
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    name: str
+    config_section: str
+    secret_env: tuple[str, ...]
+    builders: Callable[[SourceDeps], list[SourceBuilder]]  # one per configured repo spec / tag
+    doctor: str | None  # "module:function" taking the Context, imported when doctor runs it
+
+
+def github_sources(deps: SourceDeps, repos: list[str]) -> Sequence[Source]:
+    """One source per repository; `org/*` expands to the org's (or user's) repositories."""
+    from triage.sources import github
+
+    return github.make_sources(deps, repos)
+
+
+def stackexchange_sources(deps: SourceDeps, tags: list[str], site: str) -> Sequence[Source]:
+    """One source per tag of one site."""
+    from triage.sources import stackexchange
+
+    return stackexchange.make_sources(deps, tags, site)
+
+
+def _github_builders(deps: SourceDeps) -> list[SourceBuilder]:
+    return [
+        ("github", f"github:{spec}", partial(github_sources, deps, [spec]))
+        for spec in deps.config.github.repos
+    ]
+
+
+def _stackexchange_builders(deps: SourceDeps) -> list[SourceBuilder]:
+    site = deps.config.stackexchange.site
+    return [
+        (
+            "stackexchange",
+            f"stackexchange:{site}/{tag}",
+            partial(stackexchange_sources, deps, [tag], site),
+        )
+        for tag in deps.config.stackexchange.tags
+    ]
+
+
+SOURCES: dict[str, SourceSpec] = {
+    spec.name: spec
+    for spec in (
+        SourceSpec(
+            "github",
+            "github",
+            ("GITHUB_TOKEN",),
+            _github_builders,
+            "triage.sources.github:doctor_check",
+        ),
+        SourceSpec(
+            "stackexchange",
+            "stackexchange",
+            ("STACKEXCHANGE_KEY",),
+            _stackexchange_builders,
+            "triage.sources.stackexchange:doctor_check",
+        ),
+    )
+}

@@ -3,12 +3,29 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, Field, field_validator
+
+from triage.config import Config, Secrets
+
+if TYPE_CHECKING:
+    from triage.clients.github import GitHubClient
+    from triage.clients.stackexchange import StackExchangeClient
+
+ISO = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def format_cursor(value: datetime) -> str:
+    """The one form a cursor is stored in (UTC, whole seconds), whichever source wrote it."""
+    return value.strftime(ISO)
+
+
+def parse_cursor(value: str) -> datetime:
+    return datetime.strptime(value, ISO)
 
 
 def content_hash(title: str, body: str) -> str:
@@ -102,3 +119,27 @@ class Source(Protocol):
     def total_hint(self) -> int | None:
         """How many items to expect, if cheaply known (for the progress bar)."""
         ...
+
+
+# (kind, name, build): one per configured repository spec and tag.
+SourceBuilder = tuple[str, str, Callable[[], Sequence[Source]]]
+
+
+class SourceDeps(Protocol):
+    """What a source needs from the Context, so sources never import the Context itself."""
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def github(self) -> GitHubClient: ...
+
+    @property
+    def stackexchange(self) -> StackExchangeClient: ...
+
+
+class CheckDeps(SourceDeps, Protocol):
+    """A source's `triage doctor` check also says which credentials are set."""
+
+    @property
+    def secrets(self) -> Secrets: ...

@@ -2,7 +2,7 @@
 
 Items are built from the listing's own JSON. PyGithub's `Issue` objects would fetch each issue
 again the moment `pull_request` or `raw_data` is read, so the listing is read through the
-requester directly (see github_client.py).
+requester directly (see triage/clients/github.py).
 """
 
 from __future__ import annotations
@@ -14,16 +14,17 @@ from typing import Any
 
 from github import GithubException
 
-from triage.context import Context
+from triage.clients.github import GitHubClient, error_message, probe
 from triage.errors import ConfigError, SourceError
-from triage.ingest import format_cursor
 from triage.logs import get_logger
-from triage.sources.base import ItemIn, Page, github_key, to_utc
-from triage.sources.github_client import (
-    GitHubClient,
-    RetryPolicy,
-    error_message,
-    github_client,
+from triage.sources.base import (
+    CheckDeps,
+    ItemIn,
+    Page,
+    SourceDeps,
+    format_cursor,
+    github_key,
+    to_utc,
 )
 
 log = get_logger("triage.github")
@@ -200,29 +201,24 @@ def expand_owner(client: GitHubClient, owner: str) -> list[str]:
     )
 
 
-def make_sources(ctx: Context, repos: list[str]) -> list[GitHubSource]:
+def make_sources(deps: SourceDeps, repos: list[str]) -> list[GitHubSource]:
     """One source per repository; `org/*` expands to the org's (or user's) repositories."""
-    client = github_client(ctx)
+    client = deps.github
     names: list[str] = []
     for spec in repos:
         owner, name = _split(spec)
         names += expand_owner(client, owner) if name == "*" else [f"{owner}/{name}"]
     unique = list(dict.fromkeys(names))
-    include = ctx.config.github.include_pull_requests
+    include = deps.config.github.include_pull_requests
     return [GitHubSource(client, repo, include) for repo in unique]
 
 
-def doctor_check(ctx: Context) -> str:
+def doctor_check(deps: CheckDeps) -> str:
     """API reachable, token accepted, primary rate limit left: one free GET /rate_limit."""
-    cfg, token = ctx.config.github, ctx.secrets.github_token
+    cfg, token = deps.config.github, deps.secrets.github_token
     if not cfg.repos and token is None:
         return "not configured ([github] repos is empty)"
-    client = GitHubClient(
-        cfg.api_url,
-        token.get_secret_value() if token else None,
-        timeout=min(cfg.timeout, 10.0),
-        policy=RetryPolicy(max_retries=0, max_rate_limit_wait=0),
-    )
+    client = probe(cfg, token.get_secret_value() if token else None)
     try:
         core = client.rate_limit()
     except GithubException as exc:

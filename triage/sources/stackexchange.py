@@ -12,12 +12,19 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from triage.context import Context
+from triage.clients.stackexchange import StackExchangeClient, next_allowed, note_backoff, probe
 from triage.errors import ConfigError, QuotaExhausted
-from triage.ingest import format_cursor, parse_cursor
-from triage.sources.base import ItemIn, Page, Source, stackexchange_key
+from triage.sources.base import (
+    CheckDeps,
+    ItemIn,
+    Page,
+    Source,
+    SourceDeps,
+    format_cursor,
+    parse_cursor,
+    stackexchange_key,
+)
 from triage.sources.html_text import html_to_text
-from triage.sources.stackexchange_api import StackExchangeClient, next_allowed, note_backoff
 
 METHOD = "questions"
 # Question fields kept beside the columns (epoch dates become ISO strings).
@@ -173,17 +180,6 @@ class StackExchangeSource:
             )
 
 
-def client_for(ctx: Context) -> StackExchangeClient:
-    """The process's one client for this config (shared by every tag's source)."""
-    client = ctx._cache.get("stackexchange")
-    if not isinstance(client, StackExchangeClient):
-        secret = ctx.secrets.stackexchange_key
-        key = secret.get_secret_value() if secret else None
-        client = StackExchangeClient(ctx.config.stackexchange, key)
-        ctx._cache["stackexchange"] = client
-    return client
-
-
 def site_name(value: str) -> str:
     """The API's short name of a site, so `stackoverflow.com` keys its items as `stackoverflow`."""
     site = value.strip().lower().removeprefix("https://").removeprefix("http://").rstrip("/")
@@ -193,12 +189,12 @@ def site_name(value: str) -> str:
     return site
 
 
-def make_sources(ctx: Context, tags: list[str], site: str) -> list[Source]:
+def make_sources(deps: SourceDeps, tags: list[str], site: str) -> list[Source]:
     """One source per tag; a question carrying two watched tags is still one item."""
     site = site_name(site)
     if not site:
         raise ConfigError("[stackexchange] site is empty; set it, e.g. site = 'stackoverflow'")
-    client = client_for(ctx)
+    client = deps.stackexchange
     clean = [t.strip() for t in tags if t.strip()]
     for tag in clean:
         if ";" in tag or " " in tag:
@@ -206,15 +202,14 @@ def make_sources(ctx: Context, tags: list[str], site: str) -> list[Source]:
     return [StackExchangeSource(client, site, tag) for tag in dict.fromkeys(clean)]
 
 
-def doctor_check(ctx: Context) -> str:
+def doctor_check(deps: CheckDeps) -> str:
     """`triage doctor`: the endpoint answers `/info` for the site, and how much quota is left."""
-    cfg = ctx.config.stackexchange
+    cfg = deps.config.stackexchange
     if not cfg.tags:
         return "skipped (no [stackexchange] tags configured)"
-    secret = ctx.secrets.stackexchange_key
+    secret = deps.secrets.stackexchange_key
     site = site_name(cfg.site)
-    quick = cfg.model_copy(update={"max_retries": min(cfg.max_retries, 1)})
-    client = StackExchangeClient(quick, secret.get_secret_value() if secret else None)
+    client = probe(cfg, secret.get_secret_value() if secret else None)
     try:
         data = client.get("info", {"site": site})
     finally:

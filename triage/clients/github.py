@@ -1,4 +1,4 @@
-"""One PyGithub client per Context, wrapped so every call honours GitHub's rate-limit signals.
+"""A PyGithub client wrapped so every call honours GitHub's rate-limit signals.
 
 PyGithub's own retry (urllib3 `GithubRetry`) is switched off: it reads rate limits only from 403
 answers (a 429 is retried only with a Retry-After, a primary limit sent as 429 not at all), and
@@ -23,7 +23,7 @@ from github import Auth, Github, GithubException
 from github.Requester import Requester
 from requests.exceptions import ChunkedEncodingError
 
-from triage.context import Context
+from triage.config import GitHubConfig
 from triage.errors import QuotaExhausted, SourceError
 from triage.logs import get_logger
 
@@ -236,24 +236,27 @@ def error_message(exc: GithubException) -> str:
     return str(data or "")[:200]
 
 
-def github_client(ctx: Context) -> GitHubClient:
-    """The Context's one GitHub client, built from [github] config and GITHUB_TOKEN."""
-    client = ctx._cache.get("github")
-    if client is None:
-        cfg = ctx.config.github
-        token = ctx.secrets.github_token
-        client = GitHubClient(
-            cfg.api_url,
-            token.get_secret_value() if token else None,
-            timeout=cfg.timeout,
-            per_page=cfg.per_page,
-            policy=RetryPolicy(
-                max_retries=cfg.max_retries,
-                max_rate_limit_wait=cfg.max_rate_limit_wait,
-                retry_backoff=cfg.retry_backoff,
-                secondary_rate_wait=cfg.secondary_rate_wait,
-            ),
-        )
-        ctx._cache["github"] = client
-    assert isinstance(client, GitHubClient)
-    return client
+def from_config(cfg: GitHubConfig, token: str | None) -> GitHubClient:
+    """The client every feature shares, from [github] and GITHUB_TOKEN (the Context builds it)."""
+    return GitHubClient(
+        cfg.api_url,
+        token,
+        timeout=cfg.timeout,
+        per_page=cfg.per_page,
+        policy=RetryPolicy(
+            max_retries=cfg.max_retries,
+            max_rate_limit_wait=cfg.max_rate_limit_wait,
+            retry_backoff=cfg.retry_backoff,
+            secondary_rate_wait=cfg.secondary_rate_wait,
+        ),
+    )
+
+
+def probe(cfg: GitHubConfig, token: str | None) -> GitHubClient:
+    """A one-shot client for `triage doctor`: no retries and no waits, so a check answers fast."""
+    return GitHubClient(
+        cfg.api_url,
+        token,
+        timeout=min(cfg.timeout, 10.0),
+        policy=RetryPolicy(max_retries=0, max_rate_limit_wait=0),
+    )

@@ -238,3 +238,8 @@ class StackExchangeClient:
             raise self._quota_error(self._quota_reset, now)
         note_backoff(self.api_url, method, time.time() + seconds)
         raise _Retry(f"throttle_violation: {message}", delay=0.0)
+
+
+def probe(cfg: StackExchangeConfig, key: str | None) -> StackExchangeClient:
+    """A one-shot client for `triage doctor`: one retry at most, so a check answers fast."""
+    return StackExchangeClient(cfg.model_copy(update={"max_retries": min(cfg.max_retries, 1)}), key)

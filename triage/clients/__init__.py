@@ -1,0 +1,1 @@
+"""Transports for the outside services; only the Context builds the shared ones."""
