@@ -10,7 +10,8 @@ from typing import Annotated
 import typer
 from typer.exceptions import Abort, TyperException
 
-from triage import logs
+from triage import doctor, logs
+from triage.commands import admin, analyze, daemon, digest, evaluate, ingest, label, themes
 from triage.errors import TriageError
 
 app = typer.Typer(
@@ -40,23 +41,10 @@ def _root(
     ctx.obj = Runtime(config_path=config, debug=debug)
 
 
-def _register() -> None:
-    # Each feature's commands live in their own module under triage/commands/.
-    from triage.commands import admin, ingest
-
-    for module in (admin, ingest):
-        module.register(app)
-    for optional in ("analyze", "themes", "digest", "label", "daemon", "evaluate"):
-        try:
-            module = __import__(f"triage.commands.{optional}", fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name != f"triage.commands.{optional}":
-                raise
-            continue
-        module.register(app)
-
-
-_register()
+# Each feature's commands live in their own module; this order is the order of `triage --help`.
+CORE = (admin, doctor, ingest, analyze, themes, digest, label, daemon, evaluate)
+for _module in CORE:
+    _module.register(app)
 
 
 def _usage_error(exc: TyperException) -> None:

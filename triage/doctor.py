@@ -5,14 +5,16 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
+import typer
 from rich.markup import escape
 
 from triage import logs
-from triage.commands.common import Runtime, console
+from triage.commands.common import Runtime, console, runtime
 from triage.config import config_path
 from triage.context import Context
 from triage.db import migrate
 from triage.errors import TriageError
+from triage.sources import SOURCES
 
 Check = Callable[[Context], str]
 
@@ -46,8 +48,7 @@ def _lazy(target: str) -> Check:
 CHECKS: list[tuple[str, Check]] = [
     ("schema", _schema),
     ("credentials", _credentials),
-    ("stackexchange", _lazy("triage.sources.stackexchange:doctor_check")),
-    ("github", _lazy("triage.sources.github:doctor_check")),
+    *[(spec.name, _lazy(spec.doctor)) for spec in SOURCES.values() if spec.doctor],
     ("openai", _lazy("triage.providers.openai_compat:doctor_check")),
     ("gemini", _lazy("triage.providers.gemini:doctor_check")),
     ("embeddings", _lazy("triage.analysis.embedding_check:doctor_check")),
@@ -55,11 +56,6 @@ CHECKS: list[tuple[str, Check]] = [
     ("schedule", _lazy("jobs.status:doctor_check")),
     ("local", _lazy("triage.providers.local_store:doctor_check")),
 ]
-
-
-def register_check(name: str, check: Check) -> None:
-    """Features add their endpoint checks here (GitHub, Stack Exchange, Gemini, Slack)."""
-    CHECKS.append((name, check))
 
 
 def run_checks(rt: Runtime) -> bool:
@@ -80,3 +76,14 @@ def run_checks(rt: Runtime) -> bool:
             reason = f"unexpected {type(exc).__name__}: {str(exc)[:200]}"
             console.print(f"[red]fail[/] {name}: {escape(logs.redact(reason))}")
     return ok
+
+
+def doctor(ctx: typer.Context) -> None:
+    """Check config, credentials, endpoints, model names and schema."""
+    ok = run_checks(runtime(ctx))
+    if not ok:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(doctor)

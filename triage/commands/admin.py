@@ -1,4 +1,4 @@
-"""init, db, status, export, doctor."""
+"""init, db, status, export."""
 
 from __future__ import annotations
 
@@ -203,18 +203,8 @@ def export(
         console.print(f"wrote {n} items to {out}", style="dim")
 
 
-def doctor(ctx: typer.Context) -> None:
-    """Check config, credentials, endpoints, model names and schema."""
-    from triage.doctor import run_checks
-
-    ok = run_checks(runtime(ctx))
-    if not ok:
-        raise typer.Exit(1)
-
-
 def register(app: typer.Typer) -> None:
     app.command()(init)
     app.add_typer(db_app, name="db")
     app.command()(status)
     app.command()(export)
-    app.command()(doctor)
