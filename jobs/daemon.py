@@ -26,6 +26,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from jobs import locks, runs, schedule
+from jobs.health import HealthServer, Snapshot
 from jobs.registry import JobFailed, JobSkipped, JobSpec, request_stop, schedule_for
 from triage.context import Context
 from triage.db.store import utcnow
@@ -94,7 +95,7 @@ class Daemon:
         self.replica = self.options.replica or f"{socket.gethostname()}:{os.getpid()}"
         self.metrics = Metrics()
         self.scheduler: BackgroundScheduler | None = None
-        self.health: Any = None
+        self.health: HealthServer | None = None
         self._guards = {name: threading.Lock() for name in self.specs}
         self._running: dict[int, str] = {}
         self._rerun: set[str] = set()
@@ -124,9 +125,9 @@ class Daemon:
     def start(self) -> None:
         self.acquire()
         if self.options.health_port is not None:
-            from jobs.health import HealthServer
-
-            self.health = HealthServer(self, self.options.health_host, self.options.health_port)
+            self.health = HealthServer(
+                self.snapshot, self.ctx.sessions, self.options.health_host, self.options.health_port
+            )
         sched = BackgroundScheduler(
             executors={"default": SlotExecutor(max_workers=len(self.specs) + 2)},
             job_defaults={
@@ -226,6 +227,18 @@ class Daemon:
         except Exception as exc:
             return False, f"database not answering: {one_line(exc)}"
         return True, "ok"
+
+    def snapshot(self) -> Snapshot:
+        """What /healthz and /metrics report, taken fresh for each request."""
+        healthy, detail = self.healthy()
+        return Snapshot(
+            healthy=healthy,
+            detail=detail,
+            jobs=tuple(self.specs),
+            runs=dict(self.metrics.runs),
+            last_success=dict(self.metrics.last_success),
+            started=self.metrics.started,
+        )
 
     # -- running one job ---------------------------------------------------------------------
     def run_once(self) -> int:

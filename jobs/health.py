@@ -5,20 +5,35 @@ from __future__ import annotations
 import contextlib
 import resource
 import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from jobs import runs
 from triage.db import store
 from triage.db.schema import Analysis, Item, LabelWrite, LLMCall
 from triage.errors import ConfigError
 
-if TYPE_CHECKING:
-    from jobs.daemon import Daemon
-
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the daemon publishes for /healthz and /metrics, so they never read its internals."""
+
+    healthy: bool
+    detail: str  # "ok", or why not
+    jobs: tuple[str, ...]  # the jobs this process schedules
+    runs: Mapping[tuple[str, str], int]  # (job, outcome) -> runs by this process
+    last_success: Mapping[str, float]  # job -> Unix time of its last success here
+    started: float  # Unix time the process started
+
+
+Snapshots = Callable[[], Snapshot]
 
 
 def _escape(value: str) -> str:
@@ -62,7 +77,7 @@ def _rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def _database_families(daemon: Daemon) -> list[_Family]:
+def _database_families(sessions: sessionmaker[Session]) -> list[_Family]:
     items = _Family("triage_items_stored", "gauge", "Items in the database, by source.")
     analysed = _Family(
         "triage_items_analysed", "gauge", "Items whose current text has an analysis."
@@ -75,7 +90,7 @@ def _database_families(daemon: Daemon) -> list[_Family]:
         "triage_job_runs_recorded", "gauge", "Job runs in the log, every replica, by outcome."
     )
     labels = _Family("triage_label_writes", "gauge", "Label writes, by status.")
-    with daemon.ctx.sessions() as s:
+    with sessions() as s:
         for source, n in store.count_items(s).items():
             items.add(n, source=source)
         done = s.scalar(
@@ -107,12 +122,11 @@ def _database_families(daemon: Daemon) -> list[_Family]:
     return [items, analysed, tokens, cost, recorded, labels]
 
 
-def render_metrics(daemon: Daemon) -> str:
+def render_metrics(snap: Snapshot, sessions: sessionmaker[Session]) -> str:
     """Every family as Prometheus text; database figures are skipped while it is down."""
-    healthy, _ = daemon.healthy()
     families = [
         _Family("triage_up", "gauge", "1 while the scheduler runs and the database answers.").add(
-            1 if healthy else 0
+            1 if snap.healthy else 0
         )
     ]
     job_runs = _Family("triage_job_runs_total", "counter", "Job runs by this process, by outcome.")
@@ -120,17 +134,17 @@ def render_metrics(daemon: Daemon) -> str:
     last_ok = _Family(
         "triage_job_last_success_timestamp_seconds", "gauge", "When each job last succeeded here."
     )
-    for (job, outcome), n in sorted(daemon.metrics.runs.items()):
+    for (job, outcome), n in sorted(snap.runs.items()):
         job_runs.add(n, job=job, outcome=outcome)
-    for job in sorted(daemon.specs):
-        failures.add(daemon.metrics.runs.get((job, runs.FAILED), 0), job=job)
-        if job in daemon.metrics.last_success:
-            last_ok.add(daemon.metrics.last_success[job], job=job)
+    for job in sorted(snap.jobs):
+        failures.add(snap.runs.get((job, runs.FAILED), 0), job=job)
+        if job in snap.last_success:
+            last_ok.add(snap.last_success[job], job=job)
     families += [job_runs, failures, last_ok]
-    if healthy:
+    if snap.healthy:
         # A scrape must answer even if a query fails.
         with contextlib.suppress(Exception):
-            families += _database_families(daemon)
+            families += _database_families(sessions)
     cpu = resource.getrusage(resource.RUSAGE_SELF)
     families.append(
         _Family("process_cpu_seconds_total", "counter", "CPU time used.").add(
@@ -141,9 +155,7 @@ def render_metrics(daemon: Daemon) -> str:
         _Family("process_resident_memory_bytes", "gauge", "Resident memory.").add(_rss_bytes())
     )
     families.append(
-        _Family("process_start_time_seconds", "gauge", "Start time (Unix epoch).").add(
-            daemon.metrics.started
-        )
+        _Family("process_start_time_seconds", "gauge", "Start time (Unix epoch).").add(snap.started)
     )
     return "\n".join(f.render() for f in families) + "\n"
 
@@ -151,18 +163,18 @@ def render_metrics(daemon: Daemon) -> str:
 class HealthServer:
     """A tiny HTTP server on its own thread; it only reads."""
 
-    def __init__(self, daemon: Daemon, host: str, port: int) -> None:
-        self.daemon = daemon
-        outer = self
-
+    def __init__(
+        self, snapshot: Snapshots, sessions: sessionmaker[Session], host: str, port: int
+    ) -> None:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path == "/healthz":
-                    ok, detail = outer.daemon.healthy()
-                    self._send(200 if ok else 503, detail + "\n", "text/plain; charset=utf-8")
+                    snap = snapshot()
+                    status = 200 if snap.healthy else 503
+                    self._send(status, snap.detail + "\n", "text/plain; charset=utf-8")
                 elif path == "/metrics":
-                    self._send(200, render_metrics(outer.daemon), CONTENT_TYPE)
+                    self._send(200, render_metrics(snapshot(), sessions), CONTENT_TYPE)
                 else:
                     self._send(404, "not found: try /healthz or /metrics\n", "text/plain")
 
