@@ -15,10 +15,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from triage.errors import ConfigError, TriageError
 
 
-def is_sqlite(engine: Engine) -> bool:
-    return engine.dialect.name == "sqlite"
-
-
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
