@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -132,7 +131,7 @@ def test_backfill_killed_mid_way_resumes_with_every_question_once(
 ) -> None:
     for i in range(250, 400):
         fake.put(sample_question(i))
-    fake.set_backoff(0.3)  # every page waits a little, so the kill lands mid-way
+    hold = fake.hold(r"/questions$", after=2)  # the 3rd page waits until we say so
     proc = subprocess.Popen(
         [sys.executable, "-m", "triage.cli", "backfill", "stackoverflow", TAG],
         cwd=tmp_path,
@@ -141,16 +140,16 @@ def test_backfill_killed_mid_way_resumes_with_every_question_once(
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 60
-        while stored(tmp_path) < 100 and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.05)
-    finally:
+        assert hold.reached.wait(timeout=60), "the backfill never asked for page 3"
         proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        hold.release()
+        if proc.poll() is None:
+            proc.kill()
     kept = stored(tmp_path)
     assert 0 < kept < 400, "the kill should land mid-way"
 
-    fake.set_backoff(None)
     before = len(fake.question_calls())
     result = run_triage("backfill", "stackoverflow", TAG, cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr

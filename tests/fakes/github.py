@@ -56,7 +56,6 @@ class FakeGitHub(FakeServer):
         self.primary_status = 403  # GitHub answers a spent primary limit with 403 (or 429)
         # Standalone mode: unknown repositories spring into being with this many issues.
         self.autocreate: tuple[int, int] | None = None
-        self._holds: list[_Hold] = []
         # Wall-clock arrival of each logged request, to check waits happened (never how long).
         self.arrivals: list[float] = []
         self._data_lock = threading.RLock()
@@ -180,19 +179,12 @@ class FakeGitHub(FakeServer):
             body["errors"] = [{"resource": "Label", "code": "already_exists", "field": "name"}]
         self.add_fault(Response(status, body), path=path, method=method, times=times)
 
-    def hold(self, path: str, after: int) -> _Hold:
-        """Block the request to `path` that comes after `after` matching ones, until released."""
-        hold = _Hold(re.compile(path), after)
-        self._holds.append(hold)
-        return hold
-
     # -- dispatch: auth, rate limit, faults, routes -------------------------------------------
     def dispatch(self, req: Request) -> Response:
         with self._lock:
             self.requests.append(req)
             self.arrivals.append(time.time())
-        for hold in self._holds:
-            hold.check(req)
+        self.wait_on_holds(req)
         resp = self._answer(req)
         resp.headers = {**self._rate_headers(req), **resp.headers}
         return resp
@@ -397,27 +389,6 @@ class FakeGitHub(FakeServer):
 
 
 _DOCS = "https://docs.github.com/rest"
-
-
-class _Hold:
-    """Blocks one request until `release()`; `reached` is set when it arrives."""
-
-    def __init__(self, pattern: re.Pattern[str], after: int) -> None:
-        self.pattern, self.after = pattern, after
-        self.reached = threading.Event()
-        self.released = threading.Event()
-
-    def check(self, req: Request) -> None:
-        if not self.pattern.search(req.path) or self.released.is_set():
-            return
-        if self.after > 0:
-            self.after -= 1
-            return
-        self.reached.set()
-        self.released.wait(timeout=60)
-
-    def release(self) -> None:
-        self.released.set()
 
 
 def _token(req: Request) -> str | None:

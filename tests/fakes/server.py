@@ -1,7 +1,8 @@
 """A small threaded HTTP server that the service fakes build on (after slack-sdk's mock servers).
 
 Each fake registers routes; every request is logged; queued faults answer the next matching
-requests instead of the route (429 with Retry-After, 5xx, bad bodies...).
+requests instead of the route (429 with Retry-After, 5xx, bad bodies...); a hold keeps one
+request waiting, so a test can act at a known point of a client's run.
 """
 
 from __future__ import annotations
@@ -63,6 +64,27 @@ class Fault:
 Handler = Callable[[Request, "re.Match[str]"], Response]
 
 
+class Hold:
+    """Blocks one request until `release()`; `reached` is set when it arrives."""
+
+    def __init__(self, pattern: re.Pattern[str], after: int) -> None:
+        self.pattern, self.after = pattern, after
+        self.reached = threading.Event()
+        self.released = threading.Event()
+
+    def check(self, req: Request) -> None:
+        if not self.pattern.search(req.path) or self.released.is_set():
+            return
+        if self.after > 0:
+            self.after -= 1
+            return
+        self.reached.set()
+        self.released.wait(timeout=60)
+
+    def release(self) -> None:
+        self.released.set()
+
+
 class FakeServer:
     """Start with `with Fake() as fake:`; `fake.base_url` points a client at it."""
 
@@ -73,6 +95,7 @@ class FakeServer:
         self.requests: list[Request] = []
         self.faults: list[Fault] = []
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self._holds: list[Hold] = []
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -87,6 +110,16 @@ class FakeServer:
         with self._lock:
             self.faults.append(Fault(response, path, method, times))
 
+    def hold(self, path: str, after: int) -> Hold:
+        """Block the request to `path` that comes after `after` matching ones, until released."""
+        hold = Hold(re.compile(path), after)
+        self._holds.append(hold)
+        return hold
+
+    def wait_on_holds(self, req: Request) -> None:
+        for hold in self._holds:
+            hold.check(req)
+
     def _take_fault(self, req: Request) -> Response | None:
         with self._lock:
             for fault in self.faults:
@@ -100,6 +133,7 @@ class FakeServer:
     def dispatch(self, req: Request) -> Response:
         with self._lock:
             self.requests.append(req)
+        self.wait_on_holds(req)
         fault = self._take_fault(req)
         if fault is not None:
             return fault
