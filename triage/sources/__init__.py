@@ -14,6 +14,8 @@ from triage.sources.base import Source, SourceBuilder, SourceDeps
 
 @dataclass(frozen=True)
 class SourceSpec:
+    """One kind of source: adding a source is adding an entry here and a module beside it."""
+
     name: str
     config_section: str
     secret_env: tuple[str, ...]
