@@ -11,9 +11,10 @@ import typer
 
 from triage.commands.common import runtime
 from triage.context import Context
+from triage.db import deliveries
 from triage.digest import Digest, build_digest
 from triage.errors import ConfigError
-from triage.sinks import deliveries, files, slack
+from triage.sinks import files, slack
 from triage.windows import Window, parse_instant
 
 

@@ -17,11 +17,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from triage.context import Context
+from triage.db import label_history as history
 from triage.db.engine import transaction
+from triage.db.label_history import CounterExample, corrections_for
 from triage.db.schema import Analysis, Item, LabelThreshold
 from triage.logs import get_logger
-from triage.sinks import label_history as history
-from triage.sinks.label_history import CounterExample, corrections_for
 
 if TYPE_CHECKING:
     from triage.sinks.github_labels_apply import ApplyResult

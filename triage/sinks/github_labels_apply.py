@@ -17,10 +17,10 @@ from github import GithubException
 from github.Requester import Requester
 
 from triage.context import Context
+from triage.db import label_history as history
 from triage.db.engine import transaction
 from triage.errors import ConfigError, QuotaExhausted, TriageError
 from triage.logs import get_logger
-from triage.sinks import label_history as history
 from triage.sinks.github_labels import LabelPlan, PlannedIssue
 from triage.sources.github_client import GitHubClient, error_message, github_client
 

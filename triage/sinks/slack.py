@@ -20,11 +20,12 @@ from slack_sdk.http_retry.handler import RetryHandler
 from slack_sdk.webhook import WebhookClient
 
 from triage.context import Context
+from triage.db import deliveries
+from triage.db.deliveries import Progress
 from triage.db.store import utcnow
 from triage.digest import Digest
 from triage.errors import ConfigError, DeliveryError
-from triage.sinks import chart, deliveries
-from triage.sinks.deliveries import Progress
+from triage.sinks import chart
 from triage.sinks.slack_blocks import Message, build_messages
 
 SINK = "slack"
