@@ -277,12 +277,13 @@ def digest(ctx: Context) -> Counts:
 
 def labels(ctx: Context) -> Counts:
     """Write planned labels to GitHub (only with [labels] apply = true)."""
-    from triage.sinks import github_labels
+    from triage.sinks.labels.apply import apply
+    from triage.sinks.labels.plan import plan as plan_labels
 
     if not ctx.config.labels.apply:
         raise JobSkipped("label write-back is off ([labels] apply = false)")
-    plan = github_labels.plan(ctx)
-    result = github_labels.apply(ctx, plan, should_stop=stopping)
+    plan = plan_labels(ctx)
+    result = apply(ctx, plan, should_stop=stopping)
     counts = {**result.counts(), "planned": plan.writes, "corrections": len(plan.new_corrections)}
     if result.failed:
         raise JobFailed(result.failure_summary(), counts)

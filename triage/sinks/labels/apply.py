@@ -1,5 +1,7 @@
 """Apply a label plan through PyGithub: one POST per issue, each write recorded as it happens.
 
+Applying is also when the human corrections the plan saw are recorded (planning writes nothing).
+
 Errors name the issue and what to fix in one line. A refused write is recorded as failed and
 retried on the next run; the other issues are still processed.
 """
@@ -21,7 +23,7 @@ from triage.db import label_history as history
 from triage.db.engine import transaction
 from triage.errors import ConfigError, QuotaExhausted, TriageError
 from triage.logs import get_logger
-from triage.sinks.github_labels import LabelPlan, PlannedIssue
+from triage.sinks.labels.plan import LabelPlan, PlannedIssue
 from triage.sources.github_client import GitHubClient, error_message, github_client
 
 log = get_logger("triage.labels")
@@ -156,11 +158,14 @@ def _ensure_labels(
     return usable, unusable
 
 
-def apply_plan(
+def apply(
     ctx: Context, plan: LabelPlan, should_stop: Callable[[], bool] | None = None
 ) -> ApplyResult:
     """Write every planned label; nothing is lost when GitHub refuses some of them."""
     result = ApplyResult()
+    with transaction(ctx.sessions) as s:
+        for key, label in history.record_corrections(s):
+            log.info("label removed by a human; never adding it again", item=key, label=label)
     if not plan.issues:
         return result
     if ctx.secrets.github_token is None:
