@@ -52,9 +52,9 @@ def label(
         if plan.issues:
             console.print("dry run: nothing written (add --apply to write)", style="dim")
         return
-    from triage.sinks.labels.apply import apply  # PyGithub loads only when writing
+    from triage.sinks.labels import apply as labels_apply  # PyGithub loads only to write
 
-    result = apply(tctx, plan)
+    result = labels_apply.apply(tctx, plan)
     for line in dict.fromkeys(result.errors):
         err_console.print(f"error: {line}", markup=False, highlight=False)
     for why in dict.fromkeys(why for _key, _name, why in result.skipped):
