@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,6 +16,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from triage.config import Config, Secrets
 from triage.db import migrate
 from triage.db.engine import make_engine, session_factory
+
+if TYPE_CHECKING:
+    from triage.clients.slack import SlackClients
 
 
 @dataclass
@@ -31,6 +34,15 @@ class Context:
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
         return session_factory(self.engine)
+
+    @cached_property
+    def slack(self) -> SlackClients:
+        """The Slack clients from [slack] and the Slack secrets; slack-sdk loads on first use."""
+        from triage.clients.slack import SlackClients
+
+        return SlackClients(
+            self.config.slack, self.secrets.slack_bot_token, self.secrets.slack_webhook_url
+        )
 
     def require_schema(self) -> None:
         migrate.require_current(self.engine)
