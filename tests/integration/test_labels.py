@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -33,6 +34,17 @@ def gh() -> Iterator[FakeGitHub]:
     with FakeGitHub() as fake:
         fake.add_repo(REPO)
         yield fake
+
+
+@pytest.fixture
+def run_label(gh: FakeGitHub, sqlite_url: str, tmp_path: Path) -> Callable[..., Any]:
+    """`triage label ARGS` as a user runs it, against the fake GitHub and the test database."""
+    cfg = write_config(
+        tmp_path / "triage.toml",
+        {"database": {"url": sqlite_url}, "github": {"api_url": gh.base_url, "repos": [REPO]}},
+    )
+    env = {"GITHUB_TOKEN": TOKEN, "COLUMNS": "200"}
+    return lambda *args: cli("--config", str(cfg), "label", *args, env=env)
 
 
 def planned(ctx: Context) -> dict[int, list[str]]:
@@ -176,25 +188,21 @@ def snapshot(ctx: Context) -> dict[str, list[tuple[object, ...]]]:
 
 
 def test_a_plan_writes_nothing_to_the_database(
-    gh: FakeGitHub, sqlite_url: str, tmp_path: Path
+    gh: FakeGitHub, sqlite_url: str, run_label: Callable[..., Any]
 ) -> None:
-    gh.add_issue(REPO, "crash", "it crashes")
-    gh.add_issue(REPO, "idea", "please add")
+    for title in ("crash", "idea"):
+        gh.add_issue(REPO, title, "body")
     ctx = make_ctx(sqlite_url, gh)
     sync(ctx)
     analyse(ctx, 1, "bug", 0.9)
     labels_apply.apply(ctx, labels_plan.plan(ctx))
-    human_removes(gh, 1, "bug")
+    human_removes(gh, 1, "bug")  # a correction the plan sees, and apply records
     sync(ctx)
     analyse(ctx, 2, "feature", 0.9)
-    cfg = write_config(
-        tmp_path / "triage.toml",
-        {"database": {"url": sqlite_url}, "github": {"api_url": gh.base_url, "repos": [REPO]}},
-    )
     before = snapshot(ctx)
 
     plan = labels_plan.plan(ctx)
-    shown = cli("--config", str(cfg), "label", env={"GITHUB_TOKEN": TOKEN, "COLUMNS": "200"})
+    shown = run_label()
 
     assert plan.new_corrections == [(f"github:{REPO}#1", "bug")]
     assert [i.number for i in plan.issues] == [2]
@@ -321,7 +329,7 @@ def test_refused_label_listing_fails_that_repository_only(gh: FakeGitHub, sqlite
 
 
 def test_label_command_shows_the_plan_and_applies_it(
-    gh: FakeGitHub, sqlite_url: str, tmp_path: Path
+    gh: FakeGitHub, sqlite_url: str, run_label: Callable[..., Any]
 ) -> None:
     gh.add_issue(REPO, "App crashes", "segfault")
     gh.add_issue(REPO, "Export to CSV", "please add")
@@ -329,13 +337,8 @@ def test_label_command_shows_the_plan_and_applies_it(
     sync(ctx)
     analyse(ctx, 1, "bug", 0.9, summary="[bold]Crash[/bold] on start")  # untrusted text
     analyse(ctx, 2, "feature", 0.85)
-    cfg = write_config(
-        tmp_path / "triage.toml",
-        {"database": {"url": sqlite_url}, "github": {"api_url": gh.base_url, "repos": [REPO]}},
-    )
-    env = {"GITHUB_TOKEN": TOKEN, "COLUMNS": "200"}
 
-    plan = cli("--config", str(cfg), "label", env=env)
+    plan = run_label()
 
     assert plan.exit_code == 0, plan.output
     # The literal markup shows: untrusted text is never rendered (the cell may wrap after it).
@@ -345,7 +348,7 @@ def test_label_command_shows_the_plan_and_applies_it(
     assert label_posts(gh) == 0
     gh.fail(rf"/repos/{REPO}/issues/2/labels$", 403, "Resource not accessible by integration")
 
-    applied = cli("--config", str(cfg), "label", "--apply", env=env)
+    applied = run_label("--apply")
 
     assert applied.exit_code == 1
     errors = [line for line in applied.output.splitlines() if line.startswith("error:")]
@@ -354,6 +357,6 @@ def test_label_command_shows_the_plan_and_applies_it(
         f" the token needs write access to issues in {REPO} (Issues: read and write)"
     ]
     assert "applied 1 labels, skipped 0, failed 1" in applied.output
-    again = cli("--config", str(cfg), "label", "--apply", env=env)
+    again = run_label("--apply")
     assert again.exit_code == 0 and "applied 1 labels, skipped 0, failed 0" in again.output
     assert issue_labels(gh, 1) == ["bug"] and issue_labels(gh, 2) == ["enhancement"]
