@@ -249,20 +249,21 @@ def wait_for_ingest(ctx: Context, grace: float = INGEST_GRACE, limit: float = IN
 
 def digest(ctx: Context) -> Counts:
     """Deliver the digest of the last [digest] window, once per window (`triage digest`)."""
-    from triage.commands import digest as dg
-    from triage.sinks import slack
+    from triage import sinks
+    from triage.digest import build_digest
+    from triage.windows import Window
 
     wait_for_ingest(ctx)
-    dest = dg.destination(ctx, None)
-    d = dg.build(ctx, None, None)
+    dest = sinks.destination(ctx)
+    with ctx.sessions() as session:
+        d = build_digest(session, ctx.config, Window.ending(ctx.config.digest.window))
     counts = {"items": d.total.current, "themes": d.active_themes}
     if dest == "stdout":
         raise JobSkipped("[digest] to = stdout has no place to go in the daemon")
-    if dest in ("markdown", "html"):
-        detail = dg.deliver_file(ctx, d, dest, None, dry_run=False)
-        log.info("digest written", detail=detail)
+    outcome = sinks.deliver(ctx, d, dest, echo=lambda _line: None)
+    if outcome.status == "written":
+        log.info("digest written", detail=outcome.detail)
         return {**counts, "files": 1}
-    outcome = slack.deliver(ctx, d, echo=lambda _line: None)
     log.info("digest delivery", status=outcome.status, detail=outcome.detail)
     return {
         **counts,
@@ -273,12 +274,13 @@ def digest(ctx: Context) -> Counts:
 
 def labels(ctx: Context) -> Counts:
     """Write planned labels to GitHub (only with [labels] apply = true)."""
-    from triage.sinks import github_labels
+    from triage.sinks.labels.apply import apply
+    from triage.sinks.labels.plan import plan as plan_labels
 
     if not ctx.config.labels.apply:
         raise JobSkipped("label write-back is off ([labels] apply = false)")
-    plan = github_labels.plan(ctx)
-    result = github_labels.apply(ctx, plan, should_stop=stopping)
+    plan = plan_labels(ctx)
+    result = apply(ctx, plan, should_stop=stopping)
     counts = {**result.counts(), "planned": plan.writes, "corrections": len(plan.new_corrections)}
     if result.failed:
         raise JobFailed(result.failure_summary(), counts)

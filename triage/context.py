@@ -6,9 +6,9 @@ fakes by config alone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,6 +19,7 @@ from triage.db.engine import make_engine, session_factory
 
 if TYPE_CHECKING:
     from triage.clients.github import GitHubClient
+    from triage.clients.slack import SlackClients
     from triage.clients.stackexchange import StackExchangeClient
 
 
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 class Context:
     config: Config
     secrets: Secrets
-    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @cached_property
     def engine(self) -> Engine:
@@ -52,6 +52,15 @@ class Context:
         key = self.secrets.stackexchange_key
         return StackExchangeClient(
             self.config.stackexchange, key.get_secret_value() if key else None
+        )
+
+    @cached_property
+    def slack(self) -> SlackClients:
+        """The Slack clients from [slack] and the Slack secrets; slack-sdk loads on first use."""
+        from triage.clients.slack import SlackClients
+
+        return SlackClients(
+            self.config.slack, self.secrets.slack_bot_token, self.secrets.slack_webhook_url
         )
 
     def require_schema(self) -> None:

@@ -14,6 +14,7 @@ from triage.config import config_path
 from triage.context import Context
 from triage.db import migrate
 from triage.errors import TriageError
+from triage.sinks import SINKS
 from triage.sources import SOURCES
 
 Check = Callable[[Context], str]
@@ -52,7 +53,7 @@ CHECKS: list[tuple[str, Check]] = [
     ("openai", _lazy("triage.providers.openai_compat:doctor_check")),
     ("gemini", _lazy("triage.providers.gemini:doctor_check")),
     ("embeddings", _lazy("triage.analysis.embedding_check:doctor_check")),
-    ("slack", _lazy("triage.sinks.slack:check")),
+    *((spec.name, _lazy(spec.doctor)) for spec in SINKS.values() if spec.doctor),
     ("schedule", _lazy("jobs.status:doctor_check")),
     ("local", _lazy("triage.providers.local_store:doctor_check")),
 ]

@@ -14,11 +14,11 @@ import pytest
 from sqlalchemy import Engine, select
 
 from tests.digest_seed import Seed, hours
-from triage.commands.digest import deliver_file
 from triage.config import Config, Secrets
 from triage.context import Context
 from triage.db.schema import Delivery
 from triage.digest import Digest, build_digest
+from triage.sinks.documents import deliver_file
 from triage.sinks.files import render_html, render_markdown
 from triage.windows import Window
 

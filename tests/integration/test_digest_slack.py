@@ -17,13 +17,13 @@ from tests.fakes.server import Response
 from tests.fakes.slack import CHANNEL_ID, TOKEN, WEBHOOK_PATH, FakeSlack
 from triage.config import Config, Secrets
 from triage.context import Context
-from triage.db import migrate
+from triage.db import deliveries, migrate
 from triage.db.engine import make_engine
 from triage.db.schema import Delivery
 from triage.db.store import utcnow
 from triage.digest import Digest, build_digest
 from triage.errors import ConfigError, DeliveryError
-from triage.sinks import deliveries, slack
+from triage.sinks import slack
 from triage.windows import Window
 
 END = datetime(2025, 5, 12, 9)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -22,8 +23,10 @@ from tests.label_seed import (
     sync,
 )
 from triage.context import Context
-from triage.db.schema import LabelCorrection, LabelWrite
-from triage.sinks import github_labels
+from triage.db import label_history
+from triage.db.schema import Base, LabelCorrection, LabelWrite
+from triage.sinks.labels import apply as labels_apply
+from triage.sinks.labels import plan as labels_plan
 
 
 @pytest.fixture
@@ -33,8 +36,19 @@ def gh() -> Iterator[FakeGitHub]:
         yield fake
 
 
+@pytest.fixture
+def run_label(gh: FakeGitHub, sqlite_url: str, tmp_path: Path) -> Callable[..., Any]:
+    """`triage label ARGS` as a user runs it, against the fake GitHub and the test database."""
+    cfg = write_config(
+        tmp_path / "triage.toml",
+        {"database": {"url": sqlite_url}, "github": {"api_url": gh.base_url, "repos": [REPO]}},
+    )
+    env = {"GITHUB_TOKEN": TOKEN, "COLUMNS": "200"}
+    return lambda *args: cli("--config", str(cfg), "label", *args, env=env)
+
+
 def planned(ctx: Context) -> dict[int, list[str]]:
-    return {i.number: i.labels for i in github_labels.plan(ctx).issues}
+    return {i.number: i.labels for i in labels_plan.plan(ctx).issues}
 
 
 def writes(ctx: Context) -> dict[tuple[str, str], LabelWrite]:
@@ -61,7 +75,7 @@ def test_plan_keeps_to_the_allowlist_thresholds_and_human_triage(
     analyse(ctx, 6, "bug", 0.95)
     analyse(ctx, 7, "feature", 0.9)
 
-    plan = github_labels.plan(ctx)
+    plan = labels_plan.plan(ctx)
 
     assert {i.number: i.labels for i in plan.issues} == {
         1: ["bug"],
@@ -85,7 +99,7 @@ def test_rule_based_guesses_are_never_written_whatever_the_threshold(
     set_threshold(ctx, "bug", "local", 0.4)
     analyse(ctx, 1, "bug", 0.6, provider="local", reason="rules: no model trained for o/r")
     analyse(ctx, 2, "bug", 0.6, provider="local", reason="pooled model: few labels")
-    plan = github_labels.plan(ctx)
+    plan = labels_plan.plan(ctx)
     assert {i.number: i.labels for i in plan.issues} == {2: ["bug"]}
     assert plan.held["rule-based guess (no trained model)"] == 1
 
@@ -97,7 +111,7 @@ def test_the_plan_lists_issues_in_number_order(gh: FakeGitHub, sqlite_url: str) 
     sync(ctx)
     for n in (10, 9, 2):
         analyse(ctx, n, "bug", 0.9)
-    assert [i.number for i in github_labels.plan(ctx).issues] == [2, 9, 10]
+    assert [i.number for i in labels_plan.plan(ctx).issues] == [2, 9, 10]
 
 
 def test_apply_writes_each_label_once_and_records_it(gh: FakeGitHub, db_url: str) -> None:
@@ -108,7 +122,7 @@ def test_apply_writes_each_label_once_and_records_it(gh: FakeGitHub, db_url: str
     a1 = analyse(ctx, 1, "bug", 0.91)
     analyse(ctx, 2, "feature", 0.85)
 
-    result = github_labels.apply(ctx, github_labels.plan(ctx))
+    result = labels_apply.apply(ctx, labels_plan.plan(ctx))
 
     assert sorted(result.applied) == [
         (f"github:{REPO}#1", "bug"),
@@ -119,11 +133,11 @@ def test_apply_writes_each_label_once_and_records_it(gh: FakeGitHub, db_url: str
     assert (row.status, row.confidence, row.analysis_id) == ("applied", 0.91, a1)
     assert row.written_at is not None
     # Idempotent: before or after the next sync, a second apply writes nothing.
-    assert github_labels.plan(ctx).issues == []
+    assert labels_plan.plan(ctx).issues == []
     sync(ctx)
-    again = github_labels.apply(ctx, github_labels.plan(ctx))
+    again = labels_apply.apply(ctx, labels_plan.plan(ctx))
     assert again.applied == [] and label_posts(gh) == 2
-    assert github_labels.plan(ctx).new_corrections == []
+    assert labels_plan.plan(ctx).new_corrections == []
 
 
 def test_never_removes_a_label(gh: FakeGitHub, sqlite_url: str) -> None:
@@ -131,7 +145,7 @@ def test_never_removes_a_label(gh: FakeGitHub, sqlite_url: str) -> None:
     ctx = make_ctx(sqlite_url, gh)
     sync(ctx)
     analyse(ctx, 1, "bug", 0.9)
-    github_labels.apply(ctx, github_labels.plan(ctx))
+    labels_apply.apply(ctx, labels_plan.plan(ctx))
     assert issue_labels(gh, 1) == ["good first issue", "bug"]
     assert gh.requests_to(r"/labels", method="DELETE") == []
     assert gh.requests_to(r"/labels", method="PUT") == []
@@ -142,26 +156,64 @@ def test_a_label_a_human_removed_is_never_added_again(gh: FakeGitHub, db_url: st
     ctx = make_ctx(db_url, gh)
     sync(ctx)
     analyse(ctx, 1, "bug", 0.9)
-    github_labels.apply(ctx, github_labels.plan(ctx))
+    labels_apply.apply(ctx, labels_plan.plan(ctx))
     human_removes(gh, 1, "bug")
     sync(ctx)
 
-    plan = github_labels.plan(ctx)
+    plan = labels_plan.plan(ctx)
 
     assert plan.new_corrections == [(f"github:{REPO}#1", "bug")]
     assert plan.issues == []
     # Even a newer, more confident analysis does not bring it back.
     analyse(ctx, 1, "bug", 0.99)
     sync(ctx)
-    github_labels.apply(ctx, github_labels.plan(ctx))
+    labels_apply.apply(ctx, labels_plan.plan(ctx))
     assert issue_labels(gh, 1) == [] and label_posts(gh, 1) == 1
     with ctx.sessions() as s:
         assert s.scalar(select(LabelCorrection.label)) == "bug"
-        examples = github_labels.corrections_for(s, REPO)
-        assert github_labels.corrections_for(s, "other/repo") == []
+        examples = label_history.corrections_for(s, REPO)
+        assert label_history.corrections_for(s, "other/repo") == []
     assert [(e.key, e.wrong_label, e.category, e.title) for e in examples] == [
         (f"github:{REPO}#1", "bug", "bug", "crash")
     ]
+
+
+def snapshot(ctx: Context) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of every table, to show that a step wrote nothing."""
+    with ctx.sessions() as s:
+        return {
+            t.name: sorted((tuple(r) for r in s.execute(select(t))), key=repr)
+            for t in Base.metadata.sorted_tables
+        }
+
+
+def test_a_plan_writes_nothing_to_the_database(
+    gh: FakeGitHub, sqlite_url: str, run_label: Callable[..., Any]
+) -> None:
+    for title in ("crash", "idea"):
+        gh.add_issue(REPO, title, "body")
+    ctx = make_ctx(sqlite_url, gh)
+    sync(ctx)
+    analyse(ctx, 1, "bug", 0.9)
+    labels_apply.apply(ctx, labels_plan.plan(ctx))
+    human_removes(gh, 1, "bug")  # a correction the plan sees, and apply records
+    sync(ctx)
+    analyse(ctx, 2, "feature", 0.9)
+    before = snapshot(ctx)
+
+    plan = labels_plan.plan(ctx)
+    shown = run_label()
+
+    assert plan.new_corrections == [(f"github:{REPO}#1", "bug")]
+    assert [i.number for i in plan.issues] == [2]
+    assert shown.exit_code == 0, shown.output
+    assert "a human removed 'bug'" in shown.output and "1 issues, 1 labels to add" in shown.output
+    assert snapshot(ctx) == before
+    # Writing is when the correction is recorded, for prompts to show as a counter-example.
+    labels_apply.apply(ctx, plan)
+    with ctx.sessions() as s:
+        assert [e.key for e in label_history.corrections_for(s, REPO)] == [f"github:{REPO}#1"]
+    assert labels_plan.plan(ctx).new_corrections == []
 
 
 def test_a_copy_fetched_before_the_write_is_not_taken_for_a_removal(
@@ -171,7 +223,7 @@ def test_a_copy_fetched_before_the_write_is_not_taken_for_a_removal(
     ctx = make_ctx(sqlite_url, gh)
     sync(ctx)
     analyse(ctx, 1, "bug", 0.9)
-    github_labels.apply(ctx, github_labels.plan(ctx))
+    labels_apply.apply(ctx, labels_plan.plan(ctx))
     # A sync that listed the issue before the write commits after it: same updated_at, no label.
     from triage.db.engine import transaction
     from triage.db.schema import Item
@@ -181,7 +233,7 @@ def test_a_copy_fetched_before_the_write_is_not_taken_for_a_removal(
         item = s.get(Item, f"github:{REPO}#1")
         assert item is not None and item.labels == []
         item.fetched_at = utcnow()
-    assert github_labels.plan(ctx).new_corrections == []
+    assert labels_plan.plan(ctx).new_corrections == []
 
 
 def test_an_issue_a_human_labels_after_the_last_sync_is_left_alone(
@@ -193,11 +245,11 @@ def test_an_issue_a_human_labels_after_the_last_sync_is_left_alone(
     sync(ctx)
     analyse(ctx, 1, "bug", 0.9)
     analyse(ctx, 2, "bug", 0.9)
-    plan = github_labels.plan(ctx)
+    plan = labels_plan.plan(ctx)
     gh.edit_issue(REPO, 1, labels=["question"])  # a maintainer triages it before the write
     gh.edit_issue(REPO, 2, labels=["needs-triage"])  # not a category: does not block
 
-    result = github_labels.apply(ctx, plan)
+    result = labels_apply.apply(ctx, plan)
 
     assert issue_labels(gh, 1) == ["question"]
     assert result.applied == [(f"github:{REPO}#2", "bug")]
@@ -214,7 +266,7 @@ def test_missing_repository_label_is_skipped_with_a_warning(
     sync(ctx)
     analyse(ctx, 1, "docs", 0.9)
 
-    result = github_labels.apply(ctx, github_labels.plan(ctx))
+    result = labels_apply.apply(ctx, labels_plan.plan(ctx))
 
     assert result.applied == [] and result.failed == []
     [(key, label, why)] = result.skipped
@@ -223,7 +275,7 @@ def test_missing_repository_label_is_skipped_with_a_warning(
     assert label_posts(gh) == 0 and gh.requests_to(rf"/repos/{REPO}/labels$", "POST") == []
     # Skipped, not forgotten: with create_missing the next run creates the label and writes it.
     ctx.config.labels.create_missing = True
-    result = github_labels.apply(ctx, github_labels.plan(ctx))
+    result = labels_apply.apply(ctx, labels_plan.plan(ctx))
     assert result.created == [f"{REPO}:docs-needed"] and result.applied == [(key, "docs-needed")]
     assert issue_labels(gh, 1) == ["docs-needed"]
 
@@ -247,7 +299,7 @@ def test_refusals_give_one_line_errors_and_lose_nothing(
         analyse(ctx, n, "bug", 0.9)
     gh.fail(rf"/repos/{REPO}/issues/2/labels$", status, message, method="POST")
 
-    result = github_labels.apply(ctx, github_labels.plan(ctx))
+    result = labels_apply.apply(ctx, labels_plan.plan(ctx))
 
     assert sorted(k for k, _ in result.applied) == [f"github:{REPO}#1", f"github:{REPO}#3"]
     [(key, label, why)] = result.failed
@@ -255,8 +307,8 @@ def test_refusals_give_one_line_errors_and_lose_nothing(
     assert "\n" not in why and str(status) in why
     assert writes(ctx)[(key, label)].status == "failed"
     # The failed write is planned again and goes through once GitHub accepts it.
-    assert {i.number for i in github_labels.plan(ctx).issues} == {2}
-    retry = github_labels.apply(ctx, github_labels.plan(ctx))
+    assert {i.number for i in labels_plan.plan(ctx).issues} == {2}
+    retry = labels_apply.apply(ctx, labels_plan.plan(ctx))
     assert retry.applied == [(key, "bug")] and issue_labels(gh, 2) == ["bug"]
     assert writes(ctx)[(key, label)].status == "applied"
 
@@ -267,7 +319,7 @@ def test_refused_label_listing_fails_that_repository_only(gh: FakeGitHub, sqlite
     sync(ctx)
     analyse(ctx, 1, "bug", 0.9)
     gh.fail(rf"/repos/{REPO}/labels$", 403, "Must have admin rights to Repository.", method="GET")
-    result = github_labels.apply(ctx, github_labels.plan(ctx))
+    result = labels_apply.apply(ctx, labels_plan.plan(ctx))
     assert result.applied == [] and len(result.failed) == 1
     assert result.errors == [
         f"GitHub refused listing the labels of {REPO} (403 Must have admin rights to"
@@ -277,7 +329,7 @@ def test_refused_label_listing_fails_that_repository_only(gh: FakeGitHub, sqlite
 
 
 def test_label_command_shows_the_plan_and_applies_it(
-    gh: FakeGitHub, sqlite_url: str, tmp_path: Path
+    gh: FakeGitHub, sqlite_url: str, run_label: Callable[..., Any]
 ) -> None:
     gh.add_issue(REPO, "App crashes", "segfault")
     gh.add_issue(REPO, "Export to CSV", "please add")
@@ -285,13 +337,8 @@ def test_label_command_shows_the_plan_and_applies_it(
     sync(ctx)
     analyse(ctx, 1, "bug", 0.9, summary="[bold]Crash[/bold] on start")  # untrusted text
     analyse(ctx, 2, "feature", 0.85)
-    cfg = write_config(
-        tmp_path / "triage.toml",
-        {"database": {"url": sqlite_url}, "github": {"api_url": gh.base_url, "repos": [REPO]}},
-    )
-    env = {"GITHUB_TOKEN": TOKEN, "COLUMNS": "200"}
 
-    plan = cli("--config", str(cfg), "label", env=env)
+    plan = run_label()
 
     assert plan.exit_code == 0, plan.output
     # The literal markup shows: untrusted text is never rendered (the cell may wrap after it).
@@ -301,7 +348,7 @@ def test_label_command_shows_the_plan_and_applies_it(
     assert label_posts(gh) == 0
     gh.fail(rf"/repos/{REPO}/issues/2/labels$", 403, "Resource not accessible by integration")
 
-    applied = cli("--config", str(cfg), "label", "--apply", env=env)
+    applied = run_label("--apply")
 
     assert applied.exit_code == 1
     errors = [line for line in applied.output.splitlines() if line.startswith("error:")]
@@ -310,6 +357,6 @@ def test_label_command_shows_the_plan_and_applies_it(
         f" the token needs write access to issues in {REPO} (Issues: read and write)"
     ]
     assert "applied 1 labels, skipped 0, failed 1" in applied.output
-    again = cli("--config", str(cfg), "label", "--apply", env=env)
+    again = run_label("--apply")
     assert again.exit_code == 0 and "applied 1 labels, skipped 0, failed 0" in again.output
     assert issue_labels(gh, 1) == ["bug"] and issue_labels(gh, 2) == ["enhancement"]

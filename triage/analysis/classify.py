@@ -172,7 +172,7 @@ def examples_for(session: Session, config: Config, scopes: Iterable[str]) -> lis
 
 def counter_examples(session: Session, per: int) -> list[Example]:
     """Labels a human removed after triage added them, shown to the model as "not this label"."""
-    from triage.sinks.label_history import corrections_for
+    from triage.db.label_history import corrections_for
 
     out: list[Example] = []
     for ce in corrections_for(session, limit=max(per, 1) * 2):

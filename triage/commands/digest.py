@@ -2,35 +2,21 @@
 
 from __future__ import annotations
 
-import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from triage import sinks
 from triage.commands.common import runtime
 from triage.context import Context
 from triage.digest import Digest, build_digest
 from triage.errors import ConfigError
-from triage.sinks import deliveries, files, slack
 from triage.windows import Window, parse_instant
 
-
-class Destination(StrEnum):
-    auto = "auto"
-    slack = "slack"
-    markdown = "markdown"
-    html = "html"
-    stdout = "stdout"
-
-
-def destination(ctx: Context, requested: str | None) -> str:
-    """`auto`: Slack when a bot token or webhook is set, else a Markdown file."""
-    choice = requested or ctx.config.digest.to
-    if choice == "auto":
-        return "slack" if slack.configured(ctx) else "markdown"
-    return choice
+# `--to` offers what the registry holds; `auto` is resolved by sinks.destination.
+Destination = StrEnum("Destination", [(n, n) for n in ("auto", *sinks.SINKS)])  # type: ignore[misc]
 
 
 def build(ctx: Context, window: str | None, until: str | None) -> Digest:
@@ -38,17 +24,6 @@ def build(ctx: Context, window: str | None, until: str | None) -> Digest:
     win = Window.ending(spec, parse_instant(until) if until else None)
     with ctx.sessions() as session:
         return build_digest(session, ctx.config, win)
-
-
-def deliver_file(ctx: Context, d: Digest, fmt: str, out: Path | None, dry_run: bool) -> str:
-    """Write (or overwrite) the file; a file is a view of the data, so rewriting it is harmless."""
-    path = out or files.default_path(ctx.config.digest.out_dir, d, fmt)
-    content = files.render_markdown(d) if fmt == "markdown" else files.render_html(d)
-    if dry_run:
-        return f"would write {path} ({len(content.encode()):,} bytes)"
-    files.write_file(path, content)
-    deliveries.save(ctx.sessions, fmt, str(path.resolve()), d.start, d.end, str(path))
-    return f"wrote {path}"
 
 
 def digest(
@@ -76,18 +51,13 @@ def digest(
 ) -> None:
     """Build the digest of the last window and deliver it (once per window and target)."""
     tctx = runtime(ctx).context()
-    dest = destination(tctx, to.value if to else None)
+    dest = sinks.destination(tctx, to.value if to else None)
     if out is not None and dest not in ("markdown", "html"):
         raise ConfigError("--out applies to --to markdown or --to html")
     d = build(tctx, window, until)
-    if dest == "stdout":
-        sys.stdout.write(files.render_markdown(d))
-        return
-    if dest in ("markdown", "html"):
-        typer.echo(deliver_file(tctx, d, dest, out, dry_run))
-        return
-    outcome = slack.deliver(tctx, d, force=force, dry_run=dry_run, echo=typer.echo)
-    typer.echo(outcome.detail)
+    outcome = sinks.deliver(tctx, d, dest, out, dry_run=dry_run, force=force, echo=typer.echo)
+    if outcome.detail:
+        typer.echo(outcome.detail)
 
 
 def register(app: typer.Typer) -> None:

@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from triage.commands.common import console, err_console, runtime
-from triage.sinks import github_labels
+from triage.sinks.labels import plan as labels_plan
 
 
 def label(
@@ -23,7 +23,7 @@ def label(
 ) -> None:
     """Plan label changes from the analyses; write them only with --apply."""
     tctx = runtime(ctx).context()
-    plan = github_labels.plan(tctx)
+    plan = labels_plan.plan(tctx)
     if limit is not None:
         plan.issues = plan.issues[:limit]
     for key, name in plan.new_corrections:
@@ -52,7 +52,9 @@ def label(
         if plan.issues:
             console.print("dry run: nothing written (add --apply to write)", style="dim")
         return
-    result = github_labels.apply(tctx, plan)
+    from triage.sinks.labels import apply as labels_apply  # PyGithub loads only to write
+
+    result = labels_apply.apply(tctx, plan)
     for line in dict.fromkeys(result.errors):
         err_console.print(f"error: {line}", markup=False, highlight=False)
     for why in dict.fromkeys(why for _key, _name, why in result.skipped):

@@ -104,8 +104,8 @@ def removed_by_human(item: Item, write: LabelWrite) -> bool:
     return item.fetched_at > write.written_at and item.updated_at > write.item_updated_at
 
 
-def detect_corrections(session: Session) -> list[tuple[str, str]]:
-    """Record every applied label a human has since removed; returns the new ones."""
+def find_corrections(session: Session) -> list[tuple[str, str]]:
+    """Applied labels a human has since removed and no row records yet; reads only."""
     rows = session.execute(
         select(Item, LabelWrite)
         .join(LabelWrite, LabelWrite.item_key == Item.key)
@@ -115,7 +115,12 @@ def detect_corrections(session: Session) -> list[tuple[str, str]]:
     if not found:
         return []
     known = corrected(session, sorted({k for k, _ in found}))
-    new = [(k, label) for k, label in found if (k, label.lower()) not in known]
+    return [(k, label) for k, label in found if (k, label.lower()) not in known]
+
+
+def record_corrections(session: Session) -> list[tuple[str, str]]:
+    """Record what find_corrections sees, so prompts can show it; returns the new ones."""
+    new = find_corrections(session)
     now = utcnow()
     for key, label in new:
         session.add(LabelCorrection(item_key=key, label=label, seen_at=now))

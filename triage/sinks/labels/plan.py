@@ -1,34 +1,22 @@
-"""Label write-back to GitHub: `plan` decides from the database, `apply` writes through PyGithub.
+"""Which labels to write where, decided from the database alone: planning writes nothing.
 
 Rules: only allowlisted labels ([labels] map values), only above the per-label threshold, never
 remove a label, never touch an issue a human has triaged (it carries an allowlisted label triage
-did not write), never re-add a label a human removed. Every write is recorded and idempotent.
+did not write), never re-add a label a human removed. `apply` writes and records (apply.py).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from triage.context import Context
-from triage.db.engine import transaction
+from triage.db import label_history as history
 from triage.db.schema import Analysis, Item, LabelThreshold
-from triage.logs import get_logger
-from triage.sinks import label_history as history
-from triage.sinks.label_history import CounterExample, corrections_for
-
-if TYPE_CHECKING:
-    from triage.sinks.github_labels_apply import ApplyResult
-
-__all__ = ["CounterExample", "LabelPlan", "PlannedIssue", "apply", "corrections_for", "plan"]
-
-log = get_logger("triage.labels")
 
 
 @dataclass
@@ -49,7 +37,7 @@ class PlannedIssue:
 class LabelPlan:
     issues: list[PlannedIssue] = field(default_factory=list)
     held: Counter[str] = field(default_factory=Counter)  # why items/labels were left alone
-    new_corrections: list[tuple[str, str]] = field(default_factory=list)
+    new_corrections: list[tuple[str, str]] = field(default_factory=list)  # recorded by apply
 
     @property
     def writes(self) -> int:
@@ -110,19 +98,18 @@ def _reason(a: Analysis) -> str:
 
 
 def plan(ctx: Context) -> LabelPlan:
-    """Which labels to add where; records new human corrections as it goes."""
+    """Which labels to add where; human corrections seen but not yet recorded count already."""
     cfg = ctx.config.labels
     allow = {label.lower(): label for label in cfg.allowlist()}
     result = LabelPlan()
-    with transaction(ctx.sessions) as s:
-        result.new_corrections = history.detect_corrections(s)
+    with ctx.sessions() as s:
+        result.new_corrections = history.find_corrections(s)
         thresholds = _thresholds(s)
         pairs = _latest_analyses(s)
         keys = [i.key for i, _ in pairs]
         writes = history.writes_by_item(s, keys)
         corrected = history.corrected(s, keys)
-    for new in result.new_corrections:
-        log.info("label removed by a human; never adding it again", item=new[0], label=new[1])
+    corrected |= {(key, label.lower()) for key, label in result.new_corrections}
     for item, analysis in pairs:
         ours = {lbl for lbl, w in writes.get(item.key, {}).items() if w.status == history.APPLIED}
         current = {str(x).lower() for x in item.labels or []}
@@ -166,12 +153,3 @@ def plan(ctx: Context) -> LabelPlan:
                 )
             )
     return result
-
-
-def apply(
-    ctx: Context, the_plan: LabelPlan, should_stop: Callable[[], bool] | None = None
-) -> ApplyResult:
-    """Write the plan to GitHub (see triage.sinks.github_labels_apply)."""
-    from triage.sinks.github_labels_apply import apply_plan
-
-    return apply_plan(ctx, the_plan, should_stop)

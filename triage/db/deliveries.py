@@ -66,22 +66,19 @@ def find(
     )
 
 
+def _row(sink: str, target: str, start: datetime, end: datetime, ref: str) -> Delivery:
+    return Delivery(
+        sink=sink, target=target, window_start=start, window_end=end, ref=ref, delivered_at=utcnow()
+    )
+
+
 def claim(
     sessions: sessionmaker[Session], sink: str, target: str, start: datetime, end: datetime
 ) -> bool:
     """Insert the row for a new delivery; False if another run inserted it first."""
     try:
         with sessions() as s, s.begin():
-            s.add(
-                Delivery(
-                    sink=sink,
-                    target=target,
-                    window_start=start,
-                    window_end=end,
-                    ref=Progress().dump(),
-                    delivered_at=utcnow(),
-                )
-            )
+            s.add(_row(sink, target, start, end, Progress().dump()))
     except IntegrityError:
         return False
     return True
@@ -99,16 +96,7 @@ def save(
     with sessions() as s, s.begin():
         row = find(s, sink, target, start, end)
         if row is None:
-            s.add(
-                Delivery(
-                    sink=sink,
-                    target=target,
-                    window_start=start,
-                    window_end=end,
-                    ref=ref,
-                    delivered_at=utcnow(),
-                )
-            )
+            s.add(_row(sink, target, start, end, ref))
         else:
             row.ref = ref
             row.delivered_at = utcnow()

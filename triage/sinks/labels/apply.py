@@ -1,5 +1,7 @@
 """Apply a label plan through PyGithub: one POST per issue, each write recorded as it happens.
 
+Applying is also when the human corrections the plan saw are recorded (planning writes nothing).
+
 Errors name the issue and what to fix in one line. A refused write is recorded as failed and
 retried on the next run; the other issues are still processed.
 """
@@ -18,11 +20,11 @@ from github.Requester import Requester
 
 from triage.clients.github import GitHubClient, error_message
 from triage.context import Context
+from triage.db import label_history as history
 from triage.db.engine import transaction
 from triage.errors import ConfigError, QuotaExhausted, TriageError
 from triage.logs import get_logger
-from triage.sinks import label_history as history
-from triage.sinks.github_labels import LabelPlan, PlannedIssue
+from triage.sinks.labels.plan import LabelPlan, PlannedIssue
 
 log = get_logger("triage.labels")
 NEW_LABEL_COLOR = "ededed"
@@ -156,11 +158,14 @@ def _ensure_labels(
     return usable, unusable
 
 
-def apply_plan(
+def apply(
     ctx: Context, plan: LabelPlan, should_stop: Callable[[], bool] | None = None
 ) -> ApplyResult:
     """Write every planned label; nothing is lost when GitHub refuses some of them."""
     result = ApplyResult()
+    with transaction(ctx.sessions) as s:
+        for key, label in history.record_corrections(s):
+            log.info("label removed by a human; never adding it again", item=key, label=label)
     if not plan.issues:
         return result
     if ctx.secrets.github_token is None:
