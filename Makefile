@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 
 .PHONY: install test run lint typecheck bench clean
 
-$(BIN)/triage: pyproject.toml
+$(BIN)/triage: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'

@@ -14,14 +14,13 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import func, select
 
+from triage import shipped
 from triage.commands.common import console, runtime
 from triage.config import config_path
 from triage.db import migrate, store
 from triage.db.schema import Analysis, Item, JobRun, LLMCall
 from triage.errors import ConfigError
 from triage.export import export_items
-
-EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
 
 db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
 
@@ -33,7 +32,7 @@ def init(ctx: typer.Context) -> None:
     if target.exists():
         console.print(f"config: {target} exists, left as it is")
     else:
-        shutil.copyfile(EXAMPLE, target)
+        shutil.copyfile(shipped.example_config(), target)
         console.print(f"config: wrote {target}")
     tctx = rt.context(check_schema=False)
     migrate.upgrade(tctx.engine)

@@ -1,8 +1,6 @@
-"""Alembic helpers; migration scripts ship inside the package so `triage init` works anywhere."""
+"""Alembic helpers. The scripts are alembic/ of the source tree, shipped in every install."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -10,14 +8,13 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
+from triage import shipped
 from triage.errors import SchemaOutOfDate
-
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
 def alembic_config(engine: Engine) -> AlembicConfig:
     cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("script_location", str(shipped.migrations()))
     cfg.attributes["engine"] = engine
     return cfg
 
