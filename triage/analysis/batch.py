@@ -17,9 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from triage.analysis import classify
-from triage.analysis.budget import Budget
 from triage.context import Context
 from triage.db.engine import transaction
+from triage.db.llm_calls import Budget
 from triage.db.schema import BatchJob
 from triage.db.store import utcnow
 from triage.errors import BudgetExhausted

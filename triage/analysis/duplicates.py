@@ -23,7 +23,8 @@ from triage.analysis.themes import summaries
 from triage.context import Context
 from triage.db import store
 from triage.db.engine import transaction
-from triage.db.schema import Duplicate, Embedding, Item, LLMCall
+from triage.db.llm_calls import record_calls
+from triage.db.schema import Duplicate, Embedding, Item
 from triage.errors import ConfigError, TriageError
 from triage.providers.base import CallRecord
 from triage.providers.packing import trim_code_and_logs
@@ -144,7 +145,7 @@ def embed_all(
         got, call = embedder.embed([embedding_text(docs[r]) for r in rows])
         now = store.utcnow()
         with transaction(sessions) as session:  # each batch is kept even if a later one fails
-            session.add(LLMCall(**vars(call), created_at=now))
+            record_calls(session, [call], now)
             for r, vec in zip(rows, got, strict=True):
                 session.merge(
                     Embedding(
@@ -286,8 +287,7 @@ def run_duplicates(
     now = store.utcnow()
     with transaction(sessions) as session:
         run.linked = save_links(session, keep, provider, model, now)
-        for call in judged.calls:
-            session.add(LLMCall(**vars(call), created_at=now))
+        record_calls(session, judged.calls, now)
         if not judged.failed:
             store.set_cursor(session, f"duplicates:{provider}:{model}", considered.isoformat())
     run.calls += len(judged.calls)

@@ -10,9 +10,9 @@ import numpy as np
 from google.genai import errors as genai_errors
 from pydantic import BaseModel, Field, ValidationError
 
-from triage.analysis.budget import Budget
 from triage.analysis.duplicates import Candidate, DupDoc, Embedder, Judge, Judged, Link
 from triage.context import Context
+from triage.db.llm_calls import Budget
 from triage.errors import ConfigError, ProviderError, QuotaExhausted
 from triage.logs import get_logger
 from triage.providers.base import CallRecord

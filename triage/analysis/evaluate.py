@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 
 from triage.analysis.eval_data import EvalRow
 from triage.config import Config
-from triage.db.schema import LabelThreshold, LLMCall
+from triage.db.llm_calls import record_calls
+from triage.db.schema import LabelThreshold
 from triage.db.store import utcnow
 from triage.errors import TriageError
 from triage.providers.base import (
@@ -359,14 +360,12 @@ def save_thresholds(session: Session, report: ProviderReport, config: Config) ->
     return saved
 
 
-def record_calls(session: Session, reports: Sequence[ProviderReport]) -> int:
+def record_eval_calls(session: Session, reports: Sequence[ProviderReport]) -> int:
     """Log the paid providers' calls in `llm_calls` (purpose "eval"): they count in the budget."""
     now = utcnow()
     n = 0
     for report in reports:
         if report.provider == "local":
             continue  # free, and nothing to account for
-        for c in report.calls:
-            session.add(LLMCall(**{**vars(c), "purpose": "eval"}, created_at=now))
-            n += 1
+        n += len(record_calls(session, report.calls, now, purpose="eval"))
     return n

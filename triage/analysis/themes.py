@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from triage.context import Context
 from triage.db import store
 from triage.db.engine import transaction
-from triage.db.schema import Analysis, Item, LLMCall, Theme, ThemeItem
+from triage.db.llm_calls import record_calls
+from triage.db.schema import Analysis, Item, Theme, ThemeItem
 from triage.errors import ConfigError, TriageError
 from triage.providers.base import CallRecord
 
@@ -245,10 +246,9 @@ def apply_plan(
         session.execute(update(Theme).where(Theme.id.in_(touched)).values(updated_at=now))
     for source_id, into_id in plan.merges:
         result.merged += merge_theme(session, source_id, into_id, now)
-    for call in plan.calls:
-        session.add(LLMCall(**vars(call), created_at=now))
-        result.calls += 1
-        result.input_tokens += call.input_tokens
+    record_calls(session, plan.calls, now)
+    result.calls += len(plan.calls)
+    result.input_tokens += sum(call.input_tokens for call in plan.calls)
     return result
 
 

@@ -17,9 +17,9 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from triage.analysis import vectors
-from triage.analysis.budget import Budget
 from triage.analysis.themes import ExistingTheme, NewTheme, ThemeDoc, ThemePlan
 from triage.context import Context
+from triage.db.llm_calls import Budget
 from triage.errors import ConfigError
 from triage.logs import get_logger
 from triage.providers.packing import cap_body, cap_title, estimate_tokens, pack

@@ -105,10 +105,10 @@ def eval_command(
         tctx.config, train_rows, test_rows, names, remote.__getitem__, target_precision
     )
     if any(n != "local" for n in names):
-        from triage.analysis.evaluate import record_calls
+        from triage.analysis.evaluate import record_eval_calls
 
         with transaction(tctx.sessions) as s:
-            record_calls(s, reports)
+            record_eval_calls(s, reports)
     meta: dict[str, Any] = {
         "data": data,
         "train_size": len(train_rows),
