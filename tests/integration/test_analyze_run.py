@@ -13,8 +13,7 @@ from tests.fakes.gemini import DEFAULT_KEY, FakeGemini
 from triage.analysis import classify
 from triage.db.engine import session_factory
 from triage.db.schema import Analysis, LLMCall
-from triage.providers.gemini import GeminiProvider
-from triage.providers.registry import get_provider
+from triage.providers.gemini.provider import GeminiProvider
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +41,7 @@ def calls(engine: Engine) -> list[LLMCall]:
 def run(fake: FakeGemini, engine: Engine, **kw: object) -> classify.RunStats:
     llm = kw.pop("llm", {})
     ctx = context(gemini_config(fake, **llm), engine)  # type: ignore[arg-type]
-    return classify.run(ctx, get_provider(ctx, "gemini"), **kw)  # type: ignore[arg-type]
+    return classify.run(ctx, ctx.provider("gemini"), **kw)  # type: ignore[arg-type]
 
 
 def seed_mixed(engine: Engine) -> None:
@@ -201,10 +200,8 @@ def test_provider_factory_needs_a_key(fake: FakeGemini, engine: Engine) -> None:
 
     ctx = context(gemini_config(fake), engine, key=None)
     with pytest.raises(ConfigError, match=r"GEMINI_API_KEY.*--provider local"):
-        get_provider(ctx)
-    assert isinstance(
-        get_provider(context(gemini_config(fake), engine, DEFAULT_KEY)), GeminiProvider
-    )
+        ctx.provider()
+    assert isinstance(context(gemini_config(fake), engine, DEFAULT_KEY).provider(), GeminiProvider)
 
 
 def test_upserts_and_planning_work_on_both_databases(fake: FakeGemini, db_url: str) -> None:
@@ -225,7 +222,7 @@ def test_upserts_and_planning_work_on_both_databases(fake: FakeGemini, db_url: s
 
 def test_doctor_checks_key_model_and_endpoint(fake: FakeGemini, engine: Engine) -> None:
     from triage.errors import ConfigError, ProviderError
-    from triage.providers.gemini import doctor_check
+    from triage.providers.gemini.doctor import doctor_check
 
     ok = doctor_check(context(gemini_config(fake), engine))
     assert ok.startswith("model gemini-2.5-flash (Gemini 2.5 Flash)")

@@ -18,8 +18,7 @@ from triage.db.schema import Analysis, BatchJob, LLMCall
 from triage.db.store import utcnow
 from triage.providers import prompts
 from triage.providers.base import Taxonomy
-from triage.providers.gemini import GeminiProvider
-from triage.providers.registry import get_provider
+from triage.providers.gemini.provider import GeminiProvider
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +35,7 @@ def fake(server: FakeGemini) -> FakeGemini:
 
 def setup(fake: FakeGemini, engine: Engine, **llm: object) -> tuple[Context, GeminiProvider]:
     ctx = context(gemini_config(fake, **llm), engine)
-    provider = get_provider(ctx, "gemini")
+    provider = ctx.provider("gemini")
     assert isinstance(provider, GeminiProvider)
     return ctx, provider
 

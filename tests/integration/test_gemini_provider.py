@@ -12,7 +12,7 @@ from tests.fakes.gemini import DEFAULT_KEY, FakeGemini
 from triage.config import Config
 from triage.errors import ConfigError
 from triage.providers.base import CallRecord, ClassifyOutcome, Example, ItemText, Taxonomy
-from triage.providers.gemini import GeminiProvider
+from triage.providers.gemini.provider import GeminiProvider
 
 EXPECTED = {"k0": "bug", "k1": "feature", "k2": "question", "k3": "docs"}
 

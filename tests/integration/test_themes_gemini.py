@@ -16,7 +16,7 @@ from sqlalchemy import select
 import tests.fakes.themes_model as fake_themes
 from tests.fakes.corpus import PROBLEMS, batch
 from tests.fakes.gemini import DEFAULT_KEY, FakeGemini
-from triage.analysis import themes as th
+from triage.analysis.themes import run as th
 from triage.config import Config, Secrets
 from triage.context import Context
 from triage.db import migrate, store

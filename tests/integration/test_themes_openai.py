@@ -12,8 +12,8 @@ from sqlalchemy import select
 import tests.fakes.themes_model  # noqa: F401  (registers the themes responder)
 from tests.fakes.corpus import PROBLEMS, batch
 from tests.fakes.openai import FakeOpenAI
-from triage.analysis import duplicates as dups
-from triage.analysis import themes as th
+from triage.analysis.duplicates import run as dups
+from triage.analysis.themes import run as th
 from triage.config import Config, Secrets
 from triage.context import Context
 from triage.db import migrate, store

@@ -23,13 +23,14 @@ from triage.db.llm_calls import Budget, record_calls
 from triage.db.schema import Analysis, BatchJob, Item
 from triage.db.store import utcnow
 from triage.errors import BudgetExhausted
-from triage.providers import prompts
+from triage.providers import prompts, spec_for
 from triage.providers.base import (
     CallRecord,
+    Classifier,
     ClassifyOutcome,
+    Closeable,
     Example,
     ItemText,
-    Provider,
     Taxonomy,
 )
 from triage.providers.packing import estimate_tokens
@@ -268,7 +269,7 @@ def fit(batch: list[ItemText], prefix: int, budget: Budget, max_chars: int) -> l
 
 def run(
     ctx: Context,
-    provider: Provider,
+    provider: Classifier,
     *,
     limit: int | None = None,
     reanalyze: bool = False,
@@ -286,7 +287,7 @@ def run(
             return stats
         examples = examples_for(s, config, {t.scope for t in texts})
         # Token budgets meter paid calls; a provider that spends no tokens is never held back.
-        metered = getattr(provider, "metered", True)
+        metered = spec_for(provider.name).metered
         budget = Budget.load(s, config.llm) if metered else Budget.unlimited()
     stats.planned = len(texts)
     prefix = estimate_tokens(prompts.system_instruction(taxonomy, examples))
@@ -322,7 +323,6 @@ def run(
                     stats.failed.update({t.key: f"not sent: {outcome.stop}" for t in later})
                 break
     finally:
-        close = getattr(provider, "close", None)
-        if callable(close):
-            close()
+        if isinstance(provider, Closeable):
+            provider.close()
     return stats

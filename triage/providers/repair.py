@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 from triage.logs import get_logger
 from triage.providers.base import (
-    CallRecord,
+    CallFailed,
     ClassifyOutcome,
     ItemText,
+    Reply,
     Review,
     Taxonomy,
     validate_answers,
@@ -28,26 +29,6 @@ from triage.providers.prompts import item_ids
 log = get_logger("triage.analysis")
 
 _FENCED = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.S)
-
-
-@dataclass
-class Reply:
-    """One model answer, reduced to what repair needs."""
-
-    text: str | None
-    record: CallRecord
-    finish: str = "STOP"  # STOP | MAX_TOKENS | anything else the provider reports
-    blocked: str | None = None  # why the model refused (safety filter, prompt block)
-
-
-class CallFailed(Exception):
-    """A call that failed after its retries; `stop` means later calls would fail too."""
-
-    def __init__(self, reason: str, record: CallRecord | None = None, stop: bool = False):
-        super().__init__(reason)
-        self.reason = reason
-        self.record = record
-        self.stop = stop
 
 
 # call(items, ids) -> Reply; ids[i] is the short id of items[i] in the prompt.
