@@ -18,7 +18,7 @@ from triage.config import Config, Secrets
 from triage.db import migrate
 from triage.db.engine import make_engine, session_factory
 from triage.db.llm_calls import Budget
-from triage.providers.base import Classifier, Closeable
+from triage.providers.base import Classifier, end_run
 
 
 @dataclass
@@ -56,8 +56,7 @@ class Context:
 
     def close(self) -> None:
         for built in self._providers.values():
-            if isinstance(built, Closeable):
-                built.close()
+            end_run(built)
         self._providers.clear()
         if "engine" in self.__dict__:
             self.engine.dispose()

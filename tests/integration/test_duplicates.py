@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import func, select
 
 import tests.fakes.themes_model  # noqa: F401  (registers the duplicates responder)
+from tests.analysis_support import make_ctx
 from tests.fakes.corpus import PROBLEMS, batch
 from tests.fakes.gemini import FakeGemini
-from tests.integration.test_themes_gemini import make_ctx
 from triage.analysis.duplicates import run as dups
 from triage.config import Config, Secrets
 from triage.context import Context
@@ -71,9 +71,9 @@ def local_ctx(db_url: str) -> Iterator[Context]:
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeGemini]:
-    with FakeGemini() as server:
-        yield server
+def fake(fake_gemini: FakeGemini) -> FakeGemini:
+    """The shared fake Gemini (tests/conftest.py), fresh for each test."""
+    return fake_gemini
 
 
 @pytest.fixture

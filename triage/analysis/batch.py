@@ -24,7 +24,8 @@ from triage.db.schema import BatchJob
 from triage.db.store import utcnow
 from triage.errors import BudgetExhausted, ConfigError
 from triage.providers import prompts, spec_for
-from triage.providers.base import CallRecord, Classifier, ClassifyOutcome, ItemText, Reply, Taxonomy
+from triage.providers.base import Classifier, ClassifyOutcome, ItemText, Taxonomy
+from triage.providers.calls import CallRecord, Reply
 from triage.providers.gemini import batch as gb
 from triage.providers.gemini.provider import GeminiProvider
 from triage.providers.packing import estimate_tokens

@@ -24,15 +24,8 @@ from triage.db.schema import Analysis, BatchJob, Item
 from triage.db.store import utcnow
 from triage.errors import BudgetExhausted
 from triage.providers import prompts, spec_for
-from triage.providers.base import (
-    CallRecord,
-    Classifier,
-    ClassifyOutcome,
-    Closeable,
-    Example,
-    ItemText,
-    Taxonomy,
-)
+from triage.providers.base import Classifier, ClassifyOutcome, Example, ItemText, Taxonomy, end_run
+from triage.providers.calls import CallRecord
 from triage.providers.packing import estimate_tokens
 
 OUTPUT_TOKENS_PER_ITEM = 80  # what one answer object costs, for budget estimates
@@ -323,6 +316,5 @@ def run(
                     stats.failed.update({t.key: f"not sent: {outcome.stop}" for t in later})
                 break
     finally:
-        if isinstance(provider, Closeable):
-            provider.close()
+        end_run(provider)
     return stats

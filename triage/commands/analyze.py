@@ -14,7 +14,7 @@ from triage.analysis.classify import RunStats
 from triage.commands.common import console, err_console, runtime
 from triage.context import Context
 from triage.errors import TriageError
-from triage.providers.base import Classifier, Closeable
+from triage.providers.base import Classifier, end_run
 
 
 @contextmanager
@@ -98,8 +98,7 @@ def _batch(
             if sent.exhausted is not None:
                 raise sent.exhausted
     finally:
-        if isinstance(provider, Closeable):
-            provider.close()
+        end_run(provider)
     if pending:
         raise TriageError("some batch results could not be used; re-run `triage analyze`")
 

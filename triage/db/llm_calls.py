@@ -42,6 +42,9 @@ class CallRow(Protocol):
     batch_mode: bool
 
 
+FIELDS = tuple(CallRow.__annotations__)  # every column a call fills in, besides created_at
+
+
 def record_calls(
     session: Session,
     records: Iterable[CallRow],
@@ -56,22 +59,9 @@ def record_calls(
     now = now or utcnow()
     ids = []
     for rec in records:
-        row = LLMCall(
-            provider=rec.provider,
-            model=rec.model,
-            prompt_version=rec.prompt_version,
-            purpose=purpose or rec.purpose or "classify",
-            items=rec.items,
-            input_tokens=rec.input_tokens,
-            cached_tokens=rec.cached_tokens,
-            output_tokens=rec.output_tokens,
-            latency_ms=rec.latency_ms,
-            outcome=rec.outcome,
-            error=rec.error,
-            cost_usd=rec.cost_usd,
-            batch_mode=rec.batch_mode,
-            created_at=now,
-        )
+        fields = {name: getattr(rec, name) for name in FIELDS}
+        fields["purpose"] = purpose or rec.purpose or "classify"
+        row = LLMCall(**fields, created_at=now)
         session.add(row)
         session.flush()
         ids.append(row.id)

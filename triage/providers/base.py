@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
 from triage.config import Config, Secrets
+from triage.providers.calls import CallRecord, Reply
 
 
 @dataclass(frozen=True)
@@ -105,25 +106,6 @@ class Review:
 
 
 @dataclass
-class CallRecord:
-    """Accounting for one model call, stored in llm_calls."""
-
-    provider: str
-    model: str
-    prompt_version: str
-    purpose: str = "classify"
-    items: int = 0
-    input_tokens: int = 0
-    cached_tokens: int = 0
-    output_tokens: int = 0
-    latency_ms: int = 0
-    outcome: str = "ok"
-    error: str | None = None
-    cost_usd: float = 0.0
-    batch_mode: bool = False
-
-
-@dataclass
 class ClassifyOutcome:
     results: list[Classification] = field(default_factory=list)
     reviews: list[Review] = field(default_factory=list)
@@ -138,26 +120,6 @@ class ClassifyOutcome:
         self.failed.update(other.failed)
         self.calls += other.calls
         self.stop = self.stop or other.stop
-
-
-@dataclass
-class Reply:
-    """One model answer, reduced to what repair needs."""
-
-    text: str | None
-    record: CallRecord
-    finish: str = "STOP"  # STOP | MAX_TOKENS | anything else the provider reports
-    blocked: str | None = None  # why the model refused (safety filter, prompt block)
-
-
-class CallFailed(Exception):
-    """A call that failed after its retries; `stop` means later calls would fail too."""
-
-    def __init__(self, reason: str, record: CallRecord | None = None, stop: bool = False):
-        super().__init__(reason)
-        self.reason = reason
-        self.record = record
-        self.stop = stop
 
 
 class ProviderDeps(Protocol):
@@ -222,6 +184,12 @@ class Closeable(Protocol):
     """A provider holding something to release when a run ends (caches, connections)."""
 
     def close(self) -> None: ...
+
+
+def end_run(provider: object) -> None:
+    """Release what a provider held for a run; it stays usable for the next one."""
+    if isinstance(provider, Closeable):
+        provider.close()
 
 
 @dataclass

@@ -15,15 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from triage.logs import get_logger
-from triage.providers.base import (
-    CallFailed,
-    ClassifyOutcome,
-    ItemText,
-    Reply,
-    Review,
-    Taxonomy,
-    validate_answers,
-)
+from triage.providers.base import ClassifyOutcome, ItemText, Review, Taxonomy, validate_answers
+from triage.providers.calls import CallFailed, Reply
 from triage.providers.prompts import item_ids
 
 log = get_logger("triage.analysis")

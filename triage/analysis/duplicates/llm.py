@@ -11,7 +11,8 @@ from triage.analysis.duplicates.model import Candidate, DupDoc, Judged, Link
 from triage.config import LLMConfig
 from triage.db.llm_calls import Budget
 from triage.logs import get_logger
-from triage.providers.base import CallFailed, CallRecord, Embedder, JsonModel, Reply
+from triage.providers.base import Embedder, JsonModel
+from triage.providers.calls import CallFailed, CallRecord, Reply
 from triage.providers.packing import cap_body, cap_title, estimate_tokens, pack
 from triage.providers.prompts import ITEM_CLOSE, neutralize
 from triage.providers.repair import decode

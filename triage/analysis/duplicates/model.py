@@ -12,7 +12,7 @@ from typing import Protocol
 import numpy as np
 
 from triage.errors import TriageError
-from triage.providers.base import CallRecord
+from triage.providers.calls import CallRecord
 
 
 @dataclass(frozen=True)

@@ -24,15 +24,8 @@ from triage.db.schema import LabelThreshold
 from triage.db.store import utcnow
 from triage.errors import TriageError
 from triage.providers import spec_for
-from triage.providers.base import (
-    CallRecord,
-    Classifier,
-    ClassifyOutcome,
-    Closeable,
-    Example,
-    ItemText,
-    Taxonomy,
-)
+from triage.providers.base import Classifier, ClassifyOutcome, Example, ItemText, Taxonomy, end_run
+from triage.providers.calls import CallRecord
 from triage.providers.local.features import IssueFeatures
 from triage.providers.local.model import ScopeModel, TrainingSet, train
 from triage.providers.local.provider import FixedModels, LocalProvider, enough_labels, scope_key
@@ -321,8 +314,7 @@ def evaluate(
                 provider, train_rows, test_rows, taxonomy, config.llm.few_shot_per_category
             )
         finally:
-            if isinstance(provider, Closeable):
-                provider.close()
+            end_run(provider)
         reports.append(
             summarise(
                 name,

@@ -21,7 +21,8 @@ from triage.analysis.themes.model import ExistingTheme, NewTheme, ThemeDoc, Them
 from triage.config import Config
 from triage.db.llm_calls import Budget
 from triage.logs import get_logger
-from triage.providers.base import CallFailed, JsonModel, Reply
+from triage.providers.base import JsonModel
+from triage.providers.calls import CallFailed, Reply
 from triage.providers.packing import cap_body, cap_title, estimate_tokens, pack
 from triage.providers.prompts import ITEM_CLOSE, neutralize
 from triage.providers.repair import decode

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from triage.errors import TriageError
-from triage.providers.base import CallRecord
+from triage.providers.calls import CallRecord
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ import httpx
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from triage.providers.base import CallFailed, ItemText, Reply
+from triage.providers.base import ItemText
+from triage.providers.calls import CallFailed, Reply
 from triage.providers.gemini.provider import GeminiProvider, reply_from
 
 # Inlined jobs must stay under 20 MB; keep a margin for JSON escaping and the envelope.

@@ -22,16 +22,8 @@ from triage.config import Config, GeminiConfig
 from triage.errors import ConfigError, ProviderError
 from triage.logs import get_logger
 from triage.providers import prompts
-from triage.providers.base import (
-    CallFailed,
-    CallRecord,
-    ClassifyOutcome,
-    Example,
-    ItemText,
-    ProviderDeps,
-    Reply,
-    Taxonomy,
-)
+from triage.providers.base import ClassifyOutcome, Example, ItemText, ProviderDeps, Taxonomy
+from triage.providers.calls import CallFailed, CallRecord, Reply
 from triage.providers.gemini import embeddings
 from triage.providers.packing import estimate_tokens
 from triage.providers.repair import classify_batches

@@ -16,14 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from triage.config import LocalConfig
-from triage.providers.base import (
-    CallRecord,
-    ClassifyOutcome,
-    Example,
-    ItemText,
-    Taxonomy,
-    validate_answers,
-)
+from triage.providers.base import ClassifyOutcome, Example, ItemText, Taxonomy, validate_answers
+from triage.providers.calls import CallRecord
 from triage.providers.local import rules
 from triage.providers.local.model import MODEL_ID, VERSION, ScopeModel
 from triage.providers.local.summarize import summarize

@@ -16,16 +16,8 @@ from typing import Any
 from triage.config import Config, OpenAIConfig
 from triage.errors import ConfigError, ProviderError, QuotaExhausted
 from triage.providers import prompts
-from triage.providers.base import (
-    CallFailed,
-    CallRecord,
-    ClassifyOutcome,
-    Example,
-    ItemText,
-    ProviderDeps,
-    Reply,
-    Taxonomy,
-)
+from triage.providers.base import ClassifyOutcome, Example, ItemText, ProviderDeps, Taxonomy
+from triage.providers.calls import CallFailed, CallRecord, Reply
 from triage.providers.openai.http import OpenAIClient, TransientError, model_available
 from triage.providers.repair import classify_batches
 
