@@ -32,7 +32,7 @@ from triage.context import Context  # noqa: E402
 from triage.db import migrate, store  # noqa: E402
 from triage.db.engine import make_engine, session_factory, transaction  # noqa: E402
 from triage.db.schema import Analysis, Item, LLMCall  # noqa: E402
-from triage.providers.gemini import GeminiProvider  # noqa: E402
+from triage.providers.gemini.provider import GeminiProvider  # noqa: E402
 from triage.providers.packing import cap_body, cap_title, estimate_tokens  # noqa: E402
 from triage.sources.base import ItemIn  # noqa: E402
 

@@ -27,8 +27,8 @@ from sklearn.model_selection import StratifiedKFold
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from triage.analysis.eval_data import EvalRow, read_csv
-from triage.providers.local_model import TrainingSet, train
+from triage.analysis.evaluate.data import EvalRow, read_csv
+from triage.providers.local.model import TrainingSet, train
 
 DEFAULT_CSV = Path(__file__).resolve().parents[2] / "shared/data/nlbse24/issues_train.csv"
 

@@ -28,8 +28,8 @@ from sqlalchemy import func, select  # noqa: E402
 import tests.fakes.themes_model as fake_themes  # noqa: E402
 from tests.fakes.corpus import Problem, batch, synthetic_problems  # noqa: E402
 from tests.fakes.gemini import DEFAULT_KEY, FakeGemini  # noqa: E402
-from triage.analysis import duplicates as dups  # noqa: E402
-from triage.analysis import themes as th  # noqa: E402
+from triage.analysis.duplicates import run as dups  # noqa: E402
+from triage.analysis.themes import run as th  # noqa: E402
 from triage.config import Config, Secrets  # noqa: E402
 from triage.context import Context  # noqa: E402
 from triage.db import migrate, store  # noqa: E402

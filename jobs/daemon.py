@@ -352,9 +352,12 @@ class Daemon:
 
 
 def fit_defaults(ctx: Context) -> bool:
-    """Analyse with the local provider when Gemini (the default) has no key; True if so."""
-    if ctx.config.llm.provider == "gemini" and ctx.secrets.gemini_api_key is None:
-        ctx.config.llm.provider = "local"
+    """Analyse with the offline provider when the configured one has no key; True if so."""
+    from triage.providers import PROVIDERS, missing_secret, offline
+
+    spec = PROVIDERS.get(ctx.config.llm.provider)
+    if spec is not None and missing_secret(spec, ctx.secrets):
+        ctx.config.llm.provider = offline().name
         return True
     return False
 

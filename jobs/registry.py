@@ -105,9 +105,8 @@ def sync(ctx: Context) -> Counts:
 def analyze(ctx: Context) -> Counts:
     """Classify and summarize every new or changed item (`triage analyze`)."""
     from triage.analysis import classify
-    from triage.providers.registry import get_provider
 
-    provider = get_provider(ctx)
+    provider = ctx.provider()
 
     def checkpoint(_stats: classify.RunStats) -> None:
         if stopping():
@@ -138,15 +137,13 @@ def analyze(ctx: Context) -> Counts:
 
 def poll(ctx: Context) -> Counts:
     """Collect finished Gemini Batch Mode jobs (`triage analyze --poll`)."""
-    from triage.providers.registry import get_provider
+    from triage.providers import spec_for
 
-    if ctx.config.llm.provider != "gemini":
+    if "batch" not in spec_for(ctx.config.llm.provider).capabilities:
         raise JobSkipped("Batch Mode polling needs the gemini provider")
     from triage.analysis import batch
-    from triage.providers.gemini import GeminiProvider
 
-    provider = get_provider(ctx)
-    assert isinstance(provider, GeminiProvider)
+    provider = batch.batch_provider(ctx.provider())
     try:
         got = batch.poll(ctx, provider)
     finally:
@@ -168,7 +165,7 @@ def poll(ctx: Context) -> Counts:
 
 def themes(ctx: Context) -> Counts:
     """Group new and changed items of the [themes] window into themes (`triage themes`)."""
-    from triage.analysis import themes as th
+    from triage.analysis.themes import run as th
     from triage.db import store
     from triage.windows import parse_window
 
@@ -191,7 +188,7 @@ def themes(ctx: Context) -> Counts:
 
 def duplicates(ctx: Context) -> Counts:
     """Link open items that report the same problem (`triage duplicates`)."""
-    from triage.analysis import duplicates as dups
+    from triage.analysis.duplicates import run as dups
 
     run = dups.run_for_context(ctx)
     counts = {
@@ -331,6 +328,14 @@ def tick_job(every: float, seconds: float) -> JobSpec:
     )
 
 
+def _batches(ctx: Context) -> bool:
+    """The configured provider runs Batch Mode jobs (PROVIDERS capabilities)."""
+    from triage.providers import PROVIDERS
+
+    spec = PROVIDERS.get(ctx.config.llm.provider)
+    return spec is not None and "batch" in spec.capabilities
+
+
 def schedule_for(ctx: Context, spec: JobSpec) -> str:
     if spec.schedule is not None:
         return spec.schedule
@@ -341,7 +346,7 @@ def off_reason(ctx: Context, spec: JobSpec) -> str | None:
     """Why the daemon does not schedule this job, or None when it does."""
     if spec.name == "labels" and not ctx.config.labels.apply:
         return "[labels] apply = false"
-    if spec.name == "poll" and ctx.config.llm.provider != "gemini":
+    if spec.name == "poll" and not _batches(ctx):
         return "Batch Mode needs the gemini provider"
     if spec.schedule is None and schedule_for(ctx, spec).strip().lower() in {
         "off",

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
 from sqlalchemy import Engine
 
 from tests.fakes.gemini import DEFAULT_KEY, FakeGemini
 from triage.config import Config, Secrets
 from triage.context import Context
-from triage.db import store
+from triage.db import migrate, store
 from triage.db.engine import session_factory, transaction
 from triage.sources.base import ItemIn
 
@@ -27,6 +29,23 @@ def gemini_config(fake: FakeGemini, db_url: str = "sqlite://", **llm: Any) -> Co
 def context(config: Config, engine: Engine, key: str | None = DEFAULT_KEY) -> Context:
     ctx = Context(config=config, secrets=Secrets.from_env({"GEMINI_API_KEY": key} if key else {}))
     ctx.__dict__["engine"] = engine  # the migrated test engine
+    return ctx
+
+
+def make_ctx(tmp_path: Path, fake: FakeGemini, **llm: Any) -> Context:
+    """A migrated SQLite file under tmp_path, [llm] pointed at the fake Gemini, with a key."""
+    config = Config.model_validate(
+        {
+            "database": {"url": f"sqlite:///{tmp_path / 'triage.db'}"},
+            "llm": {
+                "provider": "gemini",
+                "gemini": {"base_url": fake.base_url, "max_retries": 0, "retry_initial_delay": 0},
+                **llm,
+            },
+        }
+    )
+    ctx = Context(config, Secrets(gemini_api_key=SecretStr(DEFAULT_KEY)))
+    migrate.upgrade(ctx.engine)
     return ctx
 
 

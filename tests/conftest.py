@@ -1,4 +1,4 @@
-"""Shared fixtures: a migrated database (SQLite always, PostgreSQL when configured)."""
+"""Shared fixtures: a migrated database (SQLite always, PostgreSQL when configured), fake Gemini."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 import structlog
 from sqlalchemy import Engine, create_engine, text
 
+from tests.fakes.gemini import FakeGemini
 from triage.db import migrate
 from triage.db.engine import make_engine
 
@@ -83,3 +84,17 @@ def engine(sqlite_url: str) -> Iterator[Engine]:
     migrate.upgrade(eng)
     yield eng
     eng.dispose()
+
+
+@pytest.fixture(scope="module")
+def gemini_server() -> Iterator[FakeGemini]:
+    """One fake Gemini server per test module (starting one per test is slow)."""
+    with FakeGemini() as running:
+        yield running
+
+
+@pytest.fixture
+def fake_gemini(gemini_server: FakeGemini) -> FakeGemini:
+    """The module's fake Gemini, reset to a fresh server's state for each test."""
+    gemini_server.reset()
+    return gemini_server

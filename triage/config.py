@@ -114,7 +114,9 @@ class LocalConfig(Section):
 
 
 class LLMConfig(Section):
-    provider: Literal["gemini", "local", "openai"] = "gemini"
+    # A PROVIDERS name (triage/providers); checked where a provider is built, since this
+    # module sits below the registry.
+    provider: str = "gemini"
     daily_token_budget: int = Field(5_000_000, ge=0)
     run_token_budget: int = Field(0, ge=0)  # 0: no per-run cap beyond the daily budget
     max_prompt_tokens: int = Field(60_000, ge=1000)

@@ -6,16 +6,19 @@ fakes by config alone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from triage import providers
 from triage.config import Config, Secrets
 from triage.db import migrate
 from triage.db.engine import make_engine, session_factory
+from triage.db.llm_calls import Budget
+from triage.providers.base import Classifier, end_run
 
 if TYPE_CHECKING:
     from triage.clients.github import GitHubClient
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
 class Context:
     config: Config
     secrets: Secrets
+    _providers: dict[str, Classifier] = field(default_factory=dict, repr=False)
 
     @cached_property
     def engine(self) -> Engine:
@@ -66,6 +70,24 @@ class Context:
     def require_schema(self) -> None:
         migrate.require_current(self.engine)
 
+    def provider(self, name: str | None = None) -> Classifier:
+        """The named provider (default: [llm] provider), built once per Context.
+
+        An unknown name is a one-line ConfigError naming the known ones (PROVIDERS).
+        """
+        chosen = name or self.config.llm.provider
+        if chosen not in self._providers:
+            self._providers[chosen] = providers.build(self, chosen)
+        return self._providers[chosen]
+
+    def budget(self) -> Budget:
+        """Today's token budget as llm_calls records it; a stage loads it once per run."""
+        with self.sessions() as session:
+            return Budget.load(session, self.config.llm)
+
     def close(self) -> None:
+        for built in self._providers.values():
+            end_run(built)
+        self._providers.clear()
         if "engine" in self.__dict__:
             self.engine.dispose()

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import typer
 from rich.markup import escape
 
-from triage import logs
+from triage import logs, providers
 from triage.commands.common import Runtime, console, runtime
 from triage.config import config_path
 from triage.context import Context
@@ -28,8 +28,11 @@ def _schema(ctx: Context) -> str:
 def _credentials(ctx: Context) -> str:
     s, cfg = ctx.secrets, ctx.config
     missing = []
-    if cfg.llm.provider == "gemini" and not s.gemini_api_key:
-        missing.append('GEMINI_API_KEY (or use [llm] provider = "local")')
+    spec = providers.spec_for(cfg.llm.provider)  # an unknown name fails this check
+    if providers.missing_secret(spec, s):
+        missing.append(
+            f'{spec.secret_env[0]} (or use [llm] provider = "{providers.offline().name}")'
+        )
     present = [n for n, v in s.__dict__.items() if v is not None]
     if missing:
         raise TriageError("missing " + ", ".join(missing))
@@ -46,16 +49,26 @@ def _lazy(target: str) -> Check:
     return check
 
 
+def _provider_checks() -> list[tuple[str, Check]]:
+    """One check per registered provider, and its embedding model's beside it when it embeds."""
+    out: list[tuple[str, Check]] = []
+    for spec in providers.PROVIDERS.values():
+        if spec.doctor is None:
+            continue
+        out.append((spec.name, _lazy(spec.doctor)))
+        if "embed" in spec.capabilities:
+            module = spec.doctor.partition(":")[0]
+            out.append(("embeddings", _lazy(f"{module}:{providers.EMBEDDING_CHECK}")))
+    return out
+
+
 CHECKS: list[tuple[str, Check]] = [
     ("schema", _schema),
     ("credentials", _credentials),
     *[(spec.name, _lazy(spec.doctor)) for spec in SOURCES.values() if spec.doctor],
-    ("openai", _lazy("triage.providers.openai_compat:doctor_check")),
-    ("gemini", _lazy("triage.providers.gemini:doctor_check")),
-    ("embeddings", _lazy("triage.analysis.embedding_check:doctor_check")),
+    *_provider_checks(),
     *((spec.name, _lazy(spec.doctor)) for spec in SINKS.values() if spec.doctor),
     ("schedule", _lazy("jobs.status:doctor_check")),
-    ("local", _lazy("triage.providers.local_store:doctor_check")),
 ]
 
 

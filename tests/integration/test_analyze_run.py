@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -13,20 +12,13 @@ from tests.fakes.gemini import DEFAULT_KEY, FakeGemini
 from triage.analysis import classify
 from triage.db.engine import session_factory
 from triage.db.schema import Analysis, LLMCall
-from triage.providers.gemini import GeminiProvider
-from triage.providers.registry import get_provider
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeGemini]:
-    with FakeGemini() as running:
-        yield running
+from triage.providers.gemini.provider import GeminiProvider
 
 
 @pytest.fixture
-def fake(server: FakeGemini) -> FakeGemini:
-    server.reset()
-    return server
+def fake(fake_gemini: FakeGemini) -> FakeGemini:
+    """The shared fake Gemini (tests/conftest.py), fresh for each test."""
+    return fake_gemini
 
 
 def analyses(engine: Engine) -> dict[str, Analysis]:
@@ -42,7 +34,7 @@ def calls(engine: Engine) -> list[LLMCall]:
 def run(fake: FakeGemini, engine: Engine, **kw: object) -> classify.RunStats:
     llm = kw.pop("llm", {})
     ctx = context(gemini_config(fake, **llm), engine)  # type: ignore[arg-type]
-    return classify.run(ctx, get_provider(ctx, "gemini"), **kw)  # type: ignore[arg-type]
+    return classify.run(ctx, ctx.provider("gemini"), **kw)  # type: ignore[arg-type]
 
 
 def seed_mixed(engine: Engine) -> None:
@@ -201,10 +193,8 @@ def test_provider_factory_needs_a_key(fake: FakeGemini, engine: Engine) -> None:
 
     ctx = context(gemini_config(fake), engine, key=None)
     with pytest.raises(ConfigError, match=r"GEMINI_API_KEY.*--provider local"):
-        get_provider(ctx)
-    assert isinstance(
-        get_provider(context(gemini_config(fake), engine, DEFAULT_KEY)), GeminiProvider
-    )
+        ctx.provider()
+    assert isinstance(context(gemini_config(fake), engine, DEFAULT_KEY).provider(), GeminiProvider)
 
 
 def test_upserts_and_planning_work_on_both_databases(fake: FakeGemini, db_url: str) -> None:
@@ -225,7 +215,7 @@ def test_upserts_and_planning_work_on_both_databases(fake: FakeGemini, db_url: s
 
 def test_doctor_checks_key_model_and_endpoint(fake: FakeGemini, engine: Engine) -> None:
     from triage.errors import ConfigError, ProviderError
-    from triage.providers.gemini import doctor_check
+    from triage.providers.gemini.doctor import doctor_check
 
     ok = doctor_check(context(gemini_config(fake), engine))
     assert ok.startswith("model gemini-2.5-flash (Gemini 2.5 Flash)")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -18,25 +17,18 @@ from triage.db.schema import Analysis, BatchJob, LLMCall
 from triage.db.store import utcnow
 from triage.providers import prompts
 from triage.providers.base import Taxonomy
-from triage.providers.gemini import GeminiProvider
-from triage.providers.registry import get_provider
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeGemini]:
-    with FakeGemini() as running:
-        yield running
+from triage.providers.gemini.provider import GeminiProvider
 
 
 @pytest.fixture
-def fake(server: FakeGemini) -> FakeGemini:
-    server.reset()
-    return server
+def fake(fake_gemini: FakeGemini) -> FakeGemini:
+    """The shared fake Gemini (tests/conftest.py), fresh for each test."""
+    return fake_gemini
 
 
 def setup(fake: FakeGemini, engine: Engine, **llm: object) -> tuple[Context, GeminiProvider]:
     ctx = context(gemini_config(fake, **llm), engine)
-    provider = get_provider(ctx, "gemini")
+    provider = ctx.provider("gemini")
     assert isinstance(provider, GeminiProvider)
     return ctx, provider
 

@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import func, select
 
 import tests.fakes.themes_model  # noqa: F401  (registers the duplicates responder)
+from tests.analysis_support import make_ctx
 from tests.fakes.corpus import PROBLEMS, batch
 from tests.fakes.gemini import FakeGemini
-from tests.integration.test_themes_gemini import make_ctx
-from triage.analysis import duplicates as dups
+from triage.analysis.duplicates import run as dups
 from triage.config import Config, Secrets
 from triage.context import Context
 from triage.db import migrate, store
@@ -71,9 +71,9 @@ def local_ctx(db_url: str) -> Iterator[Context]:
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeGemini]:
-    with FakeGemini() as server:
-        yield server
+def fake(fake_gemini: FakeGemini) -> FakeGemini:
+    """The shared fake Gemini (tests/conftest.py), fresh for each test."""
+    return fake_gemini
 
 
 @pytest.fixture
@@ -225,7 +225,7 @@ def test_judging_stops_at_the_token_budget_and_resumes(tmp_path: Path, fake: Fak
 
 
 def test_doctor_checks_the_embedding_model(tmp_path: Path, fake: FakeGemini) -> None:
-    from triage.analysis.embedding_check import doctor_check
+    from triage.providers.gemini.doctor import embedding_check as doctor_check
 
     ok = make_ctx(tmp_path, fake)
     assert doctor_check(ok) == "embedding model gemini-embedding-001 for duplicates"

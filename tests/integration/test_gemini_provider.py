@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from structlog.testing import capture_logs
 
@@ -12,21 +10,15 @@ from tests.fakes.gemini import DEFAULT_KEY, FakeGemini
 from triage.config import Config
 from triage.errors import ConfigError
 from triage.providers.base import CallRecord, ClassifyOutcome, Example, ItemText, Taxonomy
-from triage.providers.gemini import GeminiProvider
+from triage.providers.gemini.provider import GeminiProvider
 
 EXPECTED = {"k0": "bug", "k1": "feature", "k2": "question", "k3": "docs"}
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeGemini]:
-    with FakeGemini() as running:
-        yield running
-
-
 @pytest.fixture
-def fake(server: FakeGemini) -> FakeGemini:
-    server.reset()
-    return server
+def fake(fake_gemini: FakeGemini) -> FakeGemini:
+    """The shared fake Gemini (tests/conftest.py), fresh for each test."""
+    return fake_gemini
 
 
 def provider(fake: FakeGemini, key: str = DEFAULT_KEY, **llm: object) -> GeminiProvider:

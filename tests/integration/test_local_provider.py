@@ -18,8 +18,8 @@ from triage.db import migrate, store
 from triage.db.engine import make_engine, session_factory, transaction
 from triage.db.schema import Analysis, LLMCall, LocalModel
 from triage.providers.base import ItemText, Taxonomy
-from triage.providers.local import LocalProvider, from_context
-from triage.providers.local_store import POOLED, DatabaseModels
+from triage.providers.local.provider import LocalProvider
+from triage.providers.local.store import POOLED, DatabaseModels, build
 from triage.sources.base import ItemIn
 
 
@@ -68,7 +68,7 @@ def fresh(n: int, scope: str = "acme/app", seed_: int = 99) -> list[ItemIn]:
 def test_trained_per_source_with_network_disabled(engine: Engine, no_network: list[Any]) -> None:
     seed(engine, items(20))  # 60 labelled issues of acme/app
     ctx = local_ctx(engine)
-    provider = from_context(ctx)
+    provider = build(ctx)
     taxonomy = Taxonomy.from_config(ctx.config)
     new = fresh(4)
     outcome = provider.classify(texts(new), taxonomy, [])
@@ -103,7 +103,7 @@ def test_labels_outside_the_allowlist_never_survive(engine: Engine) -> None:
         priorities=("low", "medium", "high"),
         label_map={"bug": ("kind/crash",), "feature": ("enhancement",)},
     )
-    outcome = from_context(ctx).classify(texts(fresh(3)), taxonomy, [])
+    outcome = build(ctx).classify(texts(fresh(3)), taxonomy, [])
     assert outcome.results  # bug and feature answers
     for r in outcome.results:
         assert r.labels == []
@@ -116,7 +116,7 @@ def test_labels_outside_the_allowlist_never_survive(engine: Engine) -> None:
 def test_a_source_with_few_labels_uses_the_pooled_model_and_says_so(engine: Engine) -> None:
     seed(engine, items(15, "big/one") + items(2, "small/two", seed=5, start=500))
     ctx = local_ctx(engine, min_labels_per_category=10)
-    outcome = from_context(ctx).classify(
+    outcome = build(ctx).classify(
         texts(fresh(2, "small/two")), Taxonomy.from_config(ctx.config), []
     )
     assert len(outcome.results) == 6
@@ -136,7 +136,7 @@ def test_no_labels_anywhere_falls_back_to_rules_and_says_so(engine: Engine) -> N
         ),
         ItemText("github:a/b#2", "How do I set the proxy?", "I cannot find it.", "github", "a/b"),
     ]
-    outcome = from_context(ctx).classify(batch, Taxonomy.from_config(ctx.config), [])
+    outcome = build(ctx).classify(batch, Taxonomy.from_config(ctx.config), [])
     got = {r.key: r for r in outcome.results}
     assert got["github:a/b#1"].category == "bug"
     assert got["github:a/b#2"].category == "question"
@@ -176,7 +176,7 @@ def test_retrained_only_when_the_labelled_set_grew_enough(any_engine: Engine) ->
 def test_analyze_run_stores_local_analyses_with_their_calls(engine: Engine) -> None:
     seed(engine, items(10) + fresh(2))
     ctx = local_ctx(engine)
-    provider = from_context(ctx)
+    provider = build(ctx)
     assert isinstance(provider, LocalProvider)
     new_keys = {i.key for i in fresh(2)}
     stats = classify.run(ctx, provider, keys=new_keys)
@@ -194,7 +194,7 @@ def test_analyze_run_stores_local_analyses_with_their_calls(engine: Engine) -> N
 
 
 def test_doctor_says_what_answers_for_each_source(engine: Engine) -> None:
-    from triage.providers.local_store import doctor_check
+    from triage.providers.local.store import doctor_check
 
     ctx = local_ctx(engine)
     assert doctor_check(ctx).startswith("no labelled items yet")
@@ -224,7 +224,7 @@ def test_a_spent_token_budget_does_not_hold_back_the_local_model(engine: Engine)
             )
         )
     new_keys = {i.key for i in fresh(2, "small/two")}
-    stats = classify.run(ctx, from_context(ctx), keys=new_keys)
+    stats = classify.run(ctx, build(ctx), keys=new_keys)
     assert stats.exhausted is None and not stats.failed
     assert stats.analysed == len(new_keys)
     with ctx.sessions() as s:

@@ -11,7 +11,7 @@ import pytest
 from tests.fakes.openai import FakeOpenAI, completion, error
 from tests.fakes.server import Response
 from triage.errors import ConfigError, ProviderError, QuotaExhausted
-from triage.providers.openai_http import OpenAIClient, TransientError, model_available
+from triage.providers.openai.http import OpenAIClient, TransientError, model_available
 
 
 @pytest.fixture

@@ -20,8 +20,7 @@ from triage.db import migrate, store
 from triage.db.schema import Analysis, LLMCall
 from triage.errors import ConfigError
 from triage.providers.base import ItemText, Taxonomy
-from triage.providers.openai_compat import OpenAIProvider, doctor_check
-from triage.providers.registry import get_provider
+from triage.providers.openai.provider import OpenAIProvider, doctor_check
 from triage.sources.base import ItemIn, github_key
 
 INJECTION = (
@@ -247,11 +246,11 @@ def test_unknown_model_names_close_ones(fake: FakeOpenAI, sleeps: list[float]) -
 def test_key_from_environment_is_sent_as_bearer(sleeps: list[float], tmp_path: Path) -> None:
     with FakeOpenAI(api_key="sk-local-abc") as server:
         ctx = Context(config(server), Secrets.from_env({"OPENAI_API_KEY": "sk-local-abc"}))
-        p = get_provider(ctx, "openai")
+        p = ctx.provider("openai")
         out = p.classify(ITEMS[:1], Taxonomy.from_config(ctx.config), [])
         assert len(out.results) == 1
         with pytest.raises(ConfigError, match="OPENAI_API_KEY") as err:
-            get_provider(Context(config(server), Secrets()), "openai").classify(
+            Context(config(server), Secrets()).provider("openai").classify(
                 ITEMS[:1], Taxonomy.from_config(ctx.config), []
             )
         assert "sk-local-abc" not in str(err.value)
@@ -303,7 +302,7 @@ def test_results_and_reviews_are_stored_with_allowlisted_labels_only(
     with ctx.sessions() as s, s.begin():
         store.upsert_items(s, rows)
     fake.obey_injection = True
-    stats = classify.run(ctx, get_provider(ctx))
+    stats = classify.run(ctx, ctx.provider())
     assert (stats.analysed, stats.reviews, stats.failed) == (5, 1, {})
     with ctx.sessions() as s:
         analyses = s.scalars(select(Analysis).where(Analysis.status == "ok")).all()
@@ -322,7 +321,7 @@ def test_results_and_reviews_are_stored_with_allowlisted_labels_only(
     assert len(calls) == len(fake.requests_to("/chat/completions"))  # every call accounted for
     # Nothing changed: a second run sends nothing.
     sent = len(calls)
-    again = classify.run(ctx, get_provider(ctx))
+    again = classify.run(ctx, ctx.provider())
     assert (again.planned, len(fake.requests_to("/chat/completions"))) == (0, sent)
     ctx.close()
 

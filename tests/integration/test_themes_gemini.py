@@ -7,19 +7,17 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-from pydantic import SecretStr
 from sqlalchemy import select
 
 import tests.fakes.themes_model as fake_themes
+from tests.analysis_support import make_ctx
 from tests.fakes.corpus import PROBLEMS, batch
-from tests.fakes.gemini import DEFAULT_KEY, FakeGemini
-from triage.analysis import themes as th
-from triage.config import Config, Secrets
+from tests.fakes.gemini import FakeGemini
+from triage.analysis.themes import run as th
 from triage.context import Context
-from triage.db import migrate, store
+from triage.db import store
 from triage.db.engine import transaction
 from triage.db.schema import LLMCall, Theme, ThemeItem
 from triage.errors import BudgetExhausted
@@ -30,25 +28,9 @@ DAY1 = datetime(2025, 3, 3)
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeGemini]:
-    with FakeGemini() as server:
-        yield server
-
-
-def make_ctx(tmp_path: Path, fake: FakeGemini, **llm: Any) -> Context:
-    config = Config.model_validate(
-        {
-            "database": {"url": f"sqlite:///{tmp_path / 'triage.db'}"},
-            "llm": {
-                "provider": "gemini",
-                "gemini": {"base_url": fake.base_url, "max_retries": 0, "retry_initial_delay": 0},
-                **llm,
-            },
-        }
-    )
-    ctx = Context(config, Secrets(gemini_api_key=SecretStr(DEFAULT_KEY)))
-    migrate.upgrade(ctx.engine)
-    return ctx
+def fake(fake_gemini: FakeGemini) -> FakeGemini:
+    """The shared fake Gemini (tests/conftest.py), fresh for each test."""
+    return fake_gemini
 
 
 @pytest.fixture

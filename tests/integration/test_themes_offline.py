@@ -11,8 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.fakes.corpus import PROBLEMS, Problem, batch
-from triage.analysis import themes as th
-from triage.analysis import themes_local
+from triage.analysis.themes import local as themes_local
+from triage.analysis.themes import run as th
 from triage.db import migrate, store
 from triage.db.engine import make_engine, session_factory, transaction
 from triage.db.schema import Theme, ThemeItem

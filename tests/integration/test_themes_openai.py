@@ -7,13 +7,15 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import select
 
 import tests.fakes.themes_model  # noqa: F401  (registers the themes responder)
 from tests.fakes.corpus import PROBLEMS, batch
+from tests.fakes.gemini import DEFAULT_KEY, FakeGemini
 from tests.fakes.openai import FakeOpenAI
-from triage.analysis import duplicates as dups
-from triage.analysis import themes as th
+from triage.analysis.duplicates import run as dups
+from triage.analysis.themes import run as th
 from triage.config import Config, Secrets
 from triage.context import Context
 from triage.db import migrate, store
@@ -55,3 +57,24 @@ def test_themes_with_an_openai_compatible_model(ctx: Context) -> None:
 def test_duplicates_need_embeddings_the_server_does_not_offer(ctx: Context) -> None:
     with pytest.raises(ConfigError, match="--provider local"):
         dups.run_for_context(ctx)
+
+
+def test_duplicates_with_openai_never_reach_for_gemini_embeddings(
+    ctx: Context, fake_gemini: FakeGemini
+) -> None:
+    """A Gemini key and endpoint beside an openai provider: still no Gemini embedder is built."""
+    llm = ctx.config.llm.model_copy(
+        update={
+            "gemini": ctx.config.llm.gemini.model_copy(update={"base_url": fake_gemini.base_url})
+        }
+    )
+    keyed = Context(
+        ctx.config.model_copy(update={"llm": llm}),
+        Secrets(gemini_api_key=SecretStr(DEFAULT_KEY)),
+    )
+    keyed.__dict__["engine"] = ctx.engine
+    with transaction(keyed.sessions) as s:
+        store.upsert_items(s, batch(PROBLEMS[:2], 3, datetime(2025, 3, 3), seed=4))
+    with pytest.raises(ConfigError, match="no embeddings"):
+        dups.run_for_context(keyed, "openai")
+    assert fake_gemini.requests == []

@@ -12,9 +12,9 @@ from rich.console import Console
 from sklearn.metrics import f1_score, precision_score
 
 from tests.local_corpus import rows, write_csv
-from triage.analysis.eval_data import EvalRow, read_csv, time_split
-from triage.analysis.eval_report import reliability_points, render, to_json
-from triage.analysis.evaluate import Prediction, choose_threshold, repo_scores, summarise
+from triage.analysis.evaluate.data import EvalRow, read_csv, time_split
+from triage.analysis.evaluate.report import reliability_points, render, to_json
+from triage.analysis.evaluate.run import Prediction, choose_threshold, repo_scores, summarise
 from triage.errors import ConfigError, TriageError
 
 
@@ -161,7 +161,7 @@ def test_json_puts_the_first_providers_figures_on_top() -> None:
 
 
 def test_training_data_with_one_label_is_refused_clearly() -> None:
-    from triage.analysis.evaluate import evaluate
+    from triage.analysis.evaluate.run import evaluate
     from triage.config import Config
 
     data = [EvalRow("r", None, "bug", f"t{i}", "b", key=f"k{i}") for i in range(5)]
@@ -171,7 +171,7 @@ def test_training_data_with_one_label_is_refused_clearly() -> None:
 
 def test_local_eval_answers_with_the_model_production_would_use(tmp_path: Path) -> None:
     """Own model with enough labels, else the pooled one, else rules: as `triage analyze`."""
-    from triage.analysis.evaluate import evaluate
+    from triage.analysis.evaluate.run import evaluate
     from triage.config import Config
 
     def csv_rows(name: str, data: list[dict[str, str]]) -> list[EvalRow]:

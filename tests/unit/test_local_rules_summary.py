@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from triage.analysis import rules
-from triage.analysis.summarize import summarize
 from triage.config import DEFAULT_CATEGORIES
+from triage.providers.local import rules
+from triage.providers.local.summarize import summarize
 
 CATS = dict(DEFAULT_CATEGORIES)
 

@@ -17,18 +17,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from triage.analysis import classify
-from triage.analysis.budget import Budget
 from triage.context import Context
 from triage.db.engine import transaction
+from triage.db.llm_calls import Budget
 from triage.db.schema import BatchJob
 from triage.db.store import utcnow
-from triage.errors import BudgetExhausted
-from triage.providers import gemini_batch as gb
-from triage.providers import prompts
-from triage.providers.base import CallRecord, ClassifyOutcome, ItemText, Taxonomy
-from triage.providers.gemini import GeminiProvider
+from triage.errors import BudgetExhausted, ConfigError
+from triage.providers import prompts, spec_for
+from triage.providers.base import Classifier, ClassifyOutcome, ItemText, Taxonomy
+from triage.providers.calls import CallRecord, Reply
+from triage.providers.gemini import batch as gb
+from triage.providers.gemini.provider import GeminiProvider
 from triage.providers.packing import estimate_tokens
-from triage.providers.repair import Reply, settle_reply
+from triage.providers.repair import settle_reply
 
 SUBMITTING = "SUBMITTING"
 # A SUBMITTING row whose job cannot be found after this long was never created.
@@ -50,6 +51,15 @@ class PollStats:
     failed_jobs: dict[str, str] = field(default_factory=dict)
     outcome: classify.RunStats | None = None  # what the collected answers gave
     retried: classify.RunStats | None = None  # ordinary calls for what a job left undone
+
+
+def batch_provider(provider: Classifier) -> GeminiProvider:
+    """The provider as one that runs Batch Mode jobs, or a one-line config error."""
+    if "batch" not in spec_for(provider.name).capabilities or not isinstance(
+        provider, GeminiProvider
+    ):
+        raise ConfigError("--batch-mode and --poll need the gemini provider (`--provider gemini`)")
+    return provider
 
 
 def _open_rows(session: Session, p: GeminiProvider) -> list[BatchJob]:

@@ -9,29 +9,23 @@ run keeps everything done so far and the next run picks up the rest.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from sqlalchemy import and_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from triage.analysis.budget import Budget
 from triage.config import Config
 from triage.context import Context
 from triage.db.engine import transaction
-from triage.db.schema import Analysis, BatchJob, Item, LLMCall
+from triage.db.llm_calls import Budget, record_calls
+from triage.db.schema import Analysis, BatchJob, Item
 from triage.db.store import utcnow
 from triage.errors import BudgetExhausted
-from triage.providers import prompts
-from triage.providers.base import (
-    CallRecord,
-    ClassifyOutcome,
-    Example,
-    ItemText,
-    Provider,
-    Taxonomy,
-)
+from triage.providers import prompts, spec_for
+from triage.providers.base import Classifier, ClassifyOutcome, Example, ItemText, Taxonomy, end_run
+from triage.providers.calls import CallRecord
 from triage.providers.packing import estimate_tokens
 
 OUTPUT_TOKENS_PER_ITEM = 80  # what one answer object costs, for budget estimates
@@ -201,12 +195,8 @@ def store_outcome(
 ) -> None:
     """Write the calls and the analyses they produced (allowlist enforced once more)."""
     now = utcnow()
-    call_ids: dict[int, int] = {}
-    for rec in outcome.calls:
-        row = LLMCall(**_call_fields(rec, purpose), created_at=now)
-        session.add(row)
-        session.flush()
-        call_ids[id(rec)] = row.id
+    ids = record_calls(session, [_defaulted(rec, purpose) for rec in outcome.calls], now)
+    call_ids = {id(rec): row_id for rec, row_id in zip(outcome.calls, ids, strict=True)}
     allowed = set(taxonomy.labels)
     common = {"provider": provider.name, "model": provider.model}
     common["prompt_version"] = provider.prompt_version
@@ -252,22 +242,9 @@ def store_outcome(
         )
 
 
-def _call_fields(rec: CallRecord, purpose: str) -> dict[str, Any]:
-    return {
-        "provider": rec.provider,
-        "model": rec.model,
-        "prompt_version": rec.prompt_version,
-        "purpose": rec.purpose or purpose,
-        "items": rec.items,
-        "input_tokens": rec.input_tokens,
-        "cached_tokens": rec.cached_tokens,
-        "output_tokens": rec.output_tokens,
-        "latency_ms": rec.latency_ms,
-        "outcome": rec.outcome,
-        "error": rec.error,
-        "cost_usd": rec.cost_usd,
-        "batch_mode": rec.batch_mode,
-    }
+def _defaulted(rec: CallRecord, purpose: str) -> CallRecord:
+    """The record itself, or a copy carrying the run's purpose when it names none."""
+    return rec if rec.purpose else replace(rec, purpose=purpose)
 
 
 def estimate(batch: Sequence[ItemText], prefix_tokens: int, max_item_chars: int) -> int:
@@ -285,7 +262,7 @@ def fit(batch: list[ItemText], prefix: int, budget: Budget, max_chars: int) -> l
 
 def run(
     ctx: Context,
-    provider: Provider,
+    provider: Classifier,
     *,
     limit: int | None = None,
     reanalyze: bool = False,
@@ -303,7 +280,7 @@ def run(
             return stats
         examples = examples_for(s, config, {t.scope for t in texts})
         # Token budgets meter paid calls; a provider that spends no tokens is never held back.
-        metered = getattr(provider, "metered", True)
+        metered = spec_for(provider.name).metered
         budget = Budget.load(s, config.llm) if metered else Budget.unlimited()
     stats.planned = len(texts)
     prefix = estimate_tokens(prompts.system_instruction(taxonomy, examples))
@@ -339,7 +316,5 @@ def run(
                     stats.failed.update({t.key: f"not sent: {outcome.stop}" for t in later})
                 break
     finally:
-        close = getattr(provider, "close", None)
-        if callable(close):
-            close()
+        end_run(provider)
     return stats

@@ -13,9 +13,8 @@ from triage.analysis import classify
 from triage.analysis.classify import RunStats
 from triage.commands.common import console, err_console, runtime
 from triage.context import Context
-from triage.errors import ConfigError, TriageError
-from triage.providers.base import Provider
-from triage.providers.registry import get_provider
+from triage.errors import TriageError
+from triage.providers.base import Classifier, end_run
 
 
 @contextmanager
@@ -65,13 +64,11 @@ def _finish(stats: RunStats) -> None:
 
 
 def _batch(
-    tctx: Context, provider: Provider, limit: int | None, reanalyze: bool, submit: bool, poll: bool
+    tctx: Context, chosen: Classifier, limit: int | None, reanalyze: bool, submit: bool, poll: bool
 ) -> None:
     from triage.analysis import batch
-    from triage.providers.gemini import GeminiProvider
 
-    if not isinstance(provider, GeminiProvider):
-        raise ConfigError("--batch-mode and --poll need the gemini provider (`--provider gemini`)")
+    provider = batch.batch_provider(chosen)
     pending = False
     try:
         if poll:
@@ -101,9 +98,7 @@ def _batch(
             if sent.exhausted is not None:
                 raise sent.exhausted
     finally:
-        provider_close = getattr(provider, "close", None)
-        if callable(provider_close):
-            provider_close()
+        end_run(provider)
     if pending:
         raise TriageError("some batch results could not be used; re-run `triage analyze`")
 
@@ -129,7 +124,7 @@ def analyze(
 ) -> None:
     """Classify and summarize every item whose text is new or changed."""
     tctx = runtime(ctx).context()
-    chosen = get_provider(tctx, provider)
+    chosen = tctx.provider(provider)
     if batch_mode or poll:
         _batch(tctx, chosen, limit, reanalyze, batch_mode, poll)
         return

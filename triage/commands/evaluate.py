@@ -12,12 +12,13 @@ from triage.commands.common import console, err_console, runtime
 from triage.context import Context
 from triage.db.engine import transaction
 from triage.errors import ConfigError, TriageError
+from triage.providers import PROVIDERS
 
 if TYPE_CHECKING:
-    from triage.analysis.evaluate import ProviderReport
-    from triage.providers.base import Provider
+    from triage.analysis.evaluate.run import ProviderReport
+    from triage.providers.base import Classifier
 
-KNOWN = ("local", "gemini", "openai")
+KNOWN = tuple(PROVIDERS)
 
 
 def eval_command(
@@ -60,9 +61,9 @@ def eval_command(
 ) -> None:
     """Quality and cost of providers against human labels: macro-F1 per repository and mean."""
     # scikit-learn and matplotlib load here, not when the CLI starts
-    from triage.analysis import eval_report
-    from triage.analysis.eval_data import check_categories, read_csv, rows_from_db, time_split
-    from triage.analysis.evaluate import evaluate
+    from triage.analysis.evaluate import report as eval_report
+    from triage.analysis.evaluate.data import check_categories, read_csv, rows_from_db, time_split
+    from triage.analysis.evaluate.run import evaluate
 
     names = list(dict.fromkeys(provider or ["local"]))
     unknown = [n for n in names if n not in KNOWN]
@@ -73,7 +74,9 @@ def eval_command(
     rt = runtime(ctx)
     if source and (train or test):
         raise ConfigError("give either --train and --test, or --source, not both")
-    needs_db = bool(source) or save or any(n != "local" for n in names)
+    # A metered provider's calls are recorded in llm_calls; the local model needs no database.
+    metered = any(PROVIDERS[n].metered for n in names)
+    needs_db = bool(source) or save or metered
     tctx = rt.context(check_schema=needs_db)
     if source:
         with tctx.sessions() as s:
@@ -91,10 +94,10 @@ def eval_command(
             "give --train TRAIN.csv and --test TEST.csv, or --source github:OWNER/REPO"
         )
 
-    from triage.providers.registry import get_provider
-
     # a missing key or unknown model fails now, not after the local model has trained
-    remote: dict[str, Provider] = {n: get_provider(tctx, n) for n in names if n != "local"}
+    remote: dict[str, Classifier] = {
+        n: tctx.provider(n) for n in names if "train" not in PROVIDERS[n].capabilities
+    }
 
     if not as_json:
         err_console.print(
@@ -104,11 +107,11 @@ def eval_command(
     reports = evaluate(
         tctx.config, train_rows, test_rows, names, remote.__getitem__, target_precision
     )
-    if any(n != "local" for n in names):
-        from triage.analysis.evaluate import record_calls
+    if metered:
+        from triage.analysis.evaluate.run import record_eval_calls
 
         with transaction(tctx.sessions) as s:
-            record_calls(s, reports)
+            record_eval_calls(s, reports)
     meta: dict[str, Any] = {
         "data": data,
         "train_size": len(train_rows),
@@ -145,7 +148,7 @@ def _fail_if_stopped(reports: list[ProviderReport]) -> None:
 
 
 def _save(tctx: Context, reports: list[ProviderReport]) -> list[str]:
-    from triage.analysis.evaluate import save_thresholds
+    from triage.analysis.evaluate.run import save_thresholds
 
     saved = []
     with transaction(tctx.sessions) as s:

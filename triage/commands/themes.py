@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy import select
 
-from triage.analysis import themes as th
+from triage.analysis.themes import run as th
 from triage.commands.common import console, runtime
 from triage.context import Context
 from triage.db import store
@@ -87,7 +87,7 @@ def _print_themes(tctx: Context, start: datetime, end: datetime) -> None:
 
 def duplicates(ctx: typer.Context, provider: ProviderOpt = None) -> None:
     """Link open items that report the same problem (never closes anything)."""
-    from triage.analysis import duplicates as dups  # numpy/scikit-learn: only when used
+    from triage.analysis.duplicates import run as dups  # numpy/scikit-learn: only when used
 
     tctx = runtime(ctx).context()
     result = dups.run_for_context(tctx, provider)

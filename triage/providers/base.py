@@ -1,18 +1,23 @@
-"""The provider contract: a batch of items in, validated per-item results out.
+"""The provider contract: what a provider can do (capability Protocols) and what it answers.
 
-Analysis steps never know which provider answered. Every provider returns raw per-item answers
-through `validate_answers`, so the allowlist and id checks are the same for all of them.
+Analysis steps never know which provider answered: they ask for a capability (`Classifier`,
+`JsonModel`, `Embedder`) and take the offline path when the provider has none. Every classifier
+returns raw per-item answers through `validate_answers`, so the allowlist and id checks are the
+same for all of them. Providers get a `ProviderDeps` (the Context satisfies it), never the
+Context itself, so they stay below it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy.orm import Session, sessionmaker
 
-from triage.config import Config
+from triage.config import Config, Secrets
+from triage.providers.calls import CallRecord, Reply
 
 
 @dataclass(frozen=True)
@@ -101,25 +106,6 @@ class Review:
 
 
 @dataclass
-class CallRecord:
-    """Accounting for one model call, stored in llm_calls."""
-
-    provider: str
-    model: str
-    prompt_version: str
-    purpose: str = "classify"
-    items: int = 0
-    input_tokens: int = 0
-    cached_tokens: int = 0
-    output_tokens: int = 0
-    latency_ms: int = 0
-    outcome: str = "ok"
-    error: str | None = None
-    cost_usd: float = 0.0
-    batch_mode: bool = False
-
-
-@dataclass
 class ClassifyOutcome:
     results: list[Classification] = field(default_factory=list)
     reviews: list[Review] = field(default_factory=list)
@@ -136,20 +122,74 @@ class ClassifyOutcome:
         self.stop = self.stop or other.stop
 
 
-class Provider(Protocol):
-    """A model that classifies and summarizes batches of items.
+class ProviderDeps(Protocol):
+    """What a provider may take from the Context: settings, keys and the database."""
 
-    A provider may set `metered = False` when its calls cost no tokens (the local model), so
-    the token budgets never hold it back.
-    """
+    @property
+    def config(self) -> Config: ...
 
-    name: str  # gemini | local | openai
+    @property
+    def secrets(self) -> Secrets: ...
+
+    @property
+    def sessions(self) -> sessionmaker[Session]: ...
+
+
+class DoctorDeps(ProviderDeps, Protocol):
+    """A doctor check may also insist on a current schema before it reads the database."""
+
+    def require_schema(self) -> None: ...
+
+
+@runtime_checkable
+class Classifier(Protocol):
+    """A model that classifies and summarizes batches of items (every provider is one)."""
+
+    name: str  # the PROVIDERS name that built it
     model: str
     prompt_version: str
 
     def classify(
         self, items: Sequence[ItemText], taxonomy: Taxonomy, examples: Sequence[Example]
     ) -> ClassifyOutcome: ...
+
+
+@runtime_checkable
+class JsonModel(Protocol):
+    """A model that answers one prompt with JSON of a given schema (themes, duplicate judging).
+
+    Raises CallFailed (or ConfigError for a bad key/model) as a classification call does.
+    """
+
+    name: str
+    model: str
+
+    def generate_json(
+        self, system: str, user: str, schema: type, purpose: str, prompt_version: str, items: int
+    ) -> Reply: ...
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """A model that turns texts into vectors (duplicates' candidates); errors are TriageErrors."""
+
+    name: str
+    embedding_model: str
+
+    def embed(self, texts: Sequence[str], dimensions: int | None = None) -> list[list[float]]: ...
+
+
+@runtime_checkable
+class Closeable(Protocol):
+    """A provider holding something to release when a run ends (caches, connections)."""
+
+    def close(self) -> None: ...
+
+
+def end_run(provider: object) -> None:
+    """Release what a provider held for a run; it stays usable for the next one."""
+    if isinstance(provider, Closeable):
+        provider.close()
 
 
 @dataclass

@@ -15,39 +15,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from triage.logs import get_logger
-from triage.providers.base import (
-    CallRecord,
-    ClassifyOutcome,
-    ItemText,
-    Review,
-    Taxonomy,
-    validate_answers,
-)
+from triage.providers.base import ClassifyOutcome, ItemText, Review, Taxonomy, validate_answers
+from triage.providers.calls import CallFailed, Reply
 from triage.providers.prompts import item_ids
 
 log = get_logger("triage.analysis")
 
 _FENCED = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.S)
-
-
-@dataclass
-class Reply:
-    """One model answer, reduced to what repair needs."""
-
-    text: str | None
-    record: CallRecord
-    finish: str = "STOP"  # STOP | MAX_TOKENS | anything else the provider reports
-    blocked: str | None = None  # why the model refused (safety filter, prompt block)
-
-
-class CallFailed(Exception):
-    """A call that failed after its retries; `stop` means later calls would fail too."""
-
-    def __init__(self, reason: str, record: CallRecord | None = None, stop: bool = False):
-        super().__init__(reason)
-        self.reason = reason
-        self.record = record
-        self.stop = stop
 
 
 # call(items, ids) -> Reply; ids[i] is the short id of items[i] in the prompt.

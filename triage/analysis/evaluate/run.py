@@ -17,22 +17,18 @@ import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 from sqlalchemy.orm import Session
 
-from triage.analysis.eval_data import EvalRow
+from triage.analysis.evaluate.data import EvalRow
 from triage.config import Config
-from triage.db.schema import LabelThreshold, LLMCall
+from triage.db.llm_calls import record_calls
+from triage.db.schema import LabelThreshold
 from triage.db.store import utcnow
 from triage.errors import TriageError
-from triage.providers.base import (
-    CallRecord,
-    ClassifyOutcome,
-    Example,
-    ItemText,
-    Provider,
-    Taxonomy,
-)
-from triage.providers.local import FixedModels, LocalProvider, enough_labels, scope_key
-from triage.providers.local_features import IssueFeatures
-from triage.providers.local_model import ScopeModel, TrainingSet, train
+from triage.providers import spec_for
+from triage.providers.base import Classifier, ClassifyOutcome, Example, ItemText, Taxonomy, end_run
+from triage.providers.calls import CallRecord
+from triage.providers.local.features import IssueFeatures
+from triage.providers.local.model import ScopeModel, TrainingSet, train
+from triage.providers.local.provider import FixedModels, LocalProvider, enough_labels, scope_key
 
 NO_ANSWER = ""  # the prediction of an item a provider did not answer: always wrong
 UNANSWERED = "(no answer)"  # NO_ANSWER as a confusion-matrix column
@@ -234,7 +230,7 @@ def train_local(
 
 
 def run_provider(
-    provider: Provider,
+    provider: Classifier,
     train_rows: Sequence[EvalRow],
     test_rows: Sequence[EvalRow],
     taxonomy: Taxonomy,
@@ -290,11 +286,12 @@ def evaluate(
     train_rows: Sequence[EvalRow],
     test_rows: Sequence[EvalRow],
     providers: Sequence[str],
-    get_provider: Callable[[str], Provider],
+    get_provider: Callable[[str], Classifier],
     target_precision: float = 0.9,
 ) -> list[ProviderReport]:
-    """Score each named provider on the test rows ("local" trains on the training rows)."""
-    if "local" in providers and len({r.label for r in train_rows}) < 2:
+    """Score each named provider on the test rows; one that trains learns the training rows."""
+    trains = {n for n in providers if "train" in spec_for(n).capabilities}
+    if trains and len({r.label for r in train_rows}) < 2:
         raise TriageError("the training items carry fewer than two labels: nothing to learn")
     if not test_rows:
         raise TriageError("no test items to evaluate on")
@@ -303,8 +300,8 @@ def evaluate(
     for name in providers:
         started = time.perf_counter()
         train_s = 0.0
-        if name == "local":
-            provider: Provider = LocalProvider(
+        if name in trains:
+            provider: Classifier = LocalProvider(
                 train_local(train_rows, test_rows, config.llm.local.min_labels_per_category),
                 config.llm.local,
             )
@@ -317,9 +314,7 @@ def evaluate(
                 provider, train_rows, test_rows, taxonomy, config.llm.few_shot_per_category
             )
         finally:
-            close = getattr(provider, "close", None)
-            if callable(close):
-                close()
+            end_run(provider)
         reports.append(
             summarise(
                 name,
@@ -359,14 +354,12 @@ def save_thresholds(session: Session, report: ProviderReport, config: Config) ->
     return saved
 
 
-def record_calls(session: Session, reports: Sequence[ProviderReport]) -> int:
+def record_eval_calls(session: Session, reports: Sequence[ProviderReport]) -> int:
     """Log the paid providers' calls in `llm_calls` (purpose "eval"): they count in the budget."""
     now = utcnow()
     n = 0
     for report in reports:
-        if report.provider == "local":
+        if not spec_for(report.provider).metered:
             continue  # free, and nothing to account for
-        for c in report.calls:
-            session.add(LLMCall(**{**vars(c), "purpose": "eval"}, created_at=now))
-            n += 1
+        n += len(record_calls(session, report.calls, now, purpose="eval"))
     return n

@@ -1,4 +1,6 @@
-"""Token budgets: `[llm] daily_token_budget` per UTC day and `run_token_budget` per run.
+"""The llm_calls log: every model call is written here, and token budgets are read from it.
+
+Budgets: `[llm] daily_token_budget` per UTC day and `run_token_budget` per run.
 
 Spend is read from `llm_calls` (input + output tokens), so every replica and every run shares
 the same daily count; Batch-Mode jobs not yet collected count with their estimates until their
@@ -8,8 +10,10 @@ with everything done so far stored, when the call would not fit.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -18,6 +22,50 @@ from triage.config import LLMConfig
 from triage.db.schema import BatchJob, LLMCall
 from triage.db.store import utcnow
 from triage.errors import BudgetExhausted
+
+
+class CallRow(Protocol):
+    """What one model call reports (providers' CallRecord has exactly these fields)."""
+
+    provider: str
+    model: str
+    prompt_version: str
+    purpose: str
+    items: int
+    input_tokens: int
+    cached_tokens: int
+    output_tokens: int
+    latency_ms: int
+    outcome: str
+    error: str | None
+    cost_usd: float
+    batch_mode: bool
+
+
+FIELDS = tuple(CallRow.__annotations__)  # every column a call fills in, besides created_at
+
+
+def record_calls(
+    session: Session,
+    records: Iterable[CallRow],
+    now: datetime | None = None,
+    purpose: str | None = None,
+) -> list[int]:
+    """Write one llm_calls row per call (the one writer, so budgets count every call); row ids.
+
+    `purpose` overrides each record's own (e.g. "eval"); rows are flushed so callers can link
+    analyses to the call that made them.
+    """
+    now = now or utcnow()
+    ids = []
+    for rec in records:
+        fields = {name: getattr(rec, name) for name in FIELDS}
+        fields["purpose"] = purpose or rec.purpose or "classify"
+        row = LLMCall(**fields, created_at=now)
+        session.add(row)
+        session.flush()
+        ids.append(row.id)
+    return ids
 
 
 def day_start(now: datetime) -> datetime:

@@ -93,10 +93,21 @@ class OpenAIClient:
         headers = {"Accept": "application/json"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
-        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+        self._headers, self._timeout = headers, timeout
+        self._http: httpx.Client | None = None
 
     def close(self) -> None:
-        self._http.close()
+        """Close the connections; a later request opens new ones (the client outlives a run)."""
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+    def _client(self) -> httpx.Client:
+        if self._http is None:
+            self._http = httpx.Client(
+                base_url=self.base_url, headers=self._headers, timeout=self._timeout
+            )
+        return self._http
 
     def _request(
         self, method: str, path: str, body: dict[str, Any] | None = None
@@ -106,7 +117,7 @@ class OpenAIClient:
         for attempt in range(self.max_retries + 1):
             wait = min(MAX_BACKOFF, 2.0**attempt) * (0.5 + random.random() / 2)
             try:
-                resp = self._http.request(method, path, json=body)
+                resp = self._client().request(method, path, json=body)
             except httpx.TransportError as exc:
                 last = f"{type(exc).__name__} talking to {self.base_url}"
             else:

@@ -1,8 +1,8 @@
 """Themes: one problem reported on GitHub and on Stack Overflow is one theme, with a stable id.
 
 `run_themes` plans from the database (which items need a theme, which themes exist), asks a
-themer (offline TF-IDF or a model) for a `ThemePlan`, and applies it. The rules that keep ids
-stable live here, whoever plans:
+themer (offline TF-IDF in local.py, or a model in llm.py) for a `ThemePlan`, and applies it.
+The rules that keep ids stable live here, whoever plans:
 - an item keeps its theme while its content hash is unchanged (it is not even re-planned);
 - a theme never disappears: when two converge, the younger is merged into the older
   (merged_into/merged_at), its items follow, and the older id lives on;
@@ -12,68 +12,23 @@ stable live here, whoever plans:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from triage.analysis.summaries import summaries
+from triage.analysis.themes.model import ExistingTheme, ThemeDoc, ThemePlan, Themer
 from triage.context import Context
 from triage.db import store
 from triage.db.engine import transaction
-from triage.db.schema import Analysis, Item, LLMCall, Theme, ThemeItem
-from triage.errors import ConfigError, TriageError
-from triage.providers.base import CallRecord
+from triage.db.llm_calls import record_calls
+from triage.db.schema import Item, Theme, ThemeItem
+from triage.providers.base import JsonModel
 
 LEFTOVER_CURSOR = "themes:leftover"
-
-
-@dataclass(frozen=True)
-class ThemeDoc:
-    """An item as a themer sees it."""
-
-    key: str
-    source: str
-    title: str
-    summary: str
-    body: str
-    content_hash: str
-    created_at: datetime
-
-
-@dataclass
-class ExistingTheme:
-    """A live (not merged) theme with a sample of its most recent members."""
-
-    id: int
-    title: str
-    description: str
-    terms: list[str]
-    created_at: datetime
-    members: list[ThemeDoc] = field(default_factory=list)
-    size: int = 0
-
-
-@dataclass
-class NewTheme:
-    ref: str  # the plan's own name for it until it has an id
-    title: str
-    description: str
-    terms: list[str] = field(default_factory=list)
-
-
-@dataclass
-class ThemePlan:
-    """What a themer decided: item -> theme id (int) or new theme ref (str); merges (from, into)."""
-
-    assign: dict[str, int | str] = field(default_factory=dict)
-    new: list[NewTheme] = field(default_factory=list)
-    merges: list[tuple[int, int]] = field(default_factory=list)
-    calls: list[CallRecord] = field(default_factory=list)
-    rejected: int = 0  # answers naming a theme that does not exist
-    failed: set[str] = field(default_factory=set)  # keys a failed call left unplanned
-    exhausted: TriageError | None = None  # the token budget stopped the run early
 
 
 @dataclass
@@ -93,26 +48,7 @@ class ThemeRun:
     skipped: bool = False  # nothing new since the last run
 
 
-Themer = Callable[[list[ThemeDoc], list[ExistingTheme]], ThemePlan]
-
-
 # -- reading -------------------------------------------------------------------------------
-def summaries(session: Session, hashes: dict[str, str]) -> dict[str, str]:
-    """The newest summary made from each item's current text."""
-    out: dict[str, str] = {}
-    keys = list(hashes)
-    for i in range(0, len(keys), 900):
-        rows = session.execute(
-            select(Analysis.item_key, Analysis.content_hash, Analysis.summary)
-            .where(Analysis.item_key.in_(keys[i : i + 900]), Analysis.status == "ok")
-            .order_by(Analysis.created_at, Analysis.id)
-        )
-        for key, chash, summary in rows:
-            if summary and hashes.get(key) == chash:
-                out[key] = summary
-    return out
-
-
 def _docs(session: Session, items: Sequence[Item]) -> list[ThemeDoc]:
     sums = summaries(session, {i.key: i.content_hash for i in items})
     return [
@@ -245,10 +181,9 @@ def apply_plan(
         session.execute(update(Theme).where(Theme.id.in_(touched)).values(updated_at=now))
     for source_id, into_id in plan.merges:
         result.merged += merge_theme(session, source_id, into_id, now)
-    for call in plan.calls:
-        session.add(LLMCall(**vars(call), created_at=now))
-        result.calls += 1
-        result.input_tokens += call.input_tokens
+    record_calls(session, plan.calls, now)
+    result.calls += len(plan.calls)
+    result.input_tokens += sum(call.input_tokens for call in plan.calls)
     return result
 
 
@@ -327,19 +262,19 @@ def live_theme_id(session: Session, theme_id: int) -> int:
 
 
 def run_for_context(ctx: Context, since: datetime, provider: str | None = None) -> ThemeRun:
-    """Run themes with the named provider (default: [llm] provider); offline needs no model."""
-    name = provider or ctx.config.llm.provider
-    if name == "local":
-        from triage.analysis import themes_local
+    """Run themes with the named provider (default: [llm] provider).
 
-        size = ctx.config.themes.min_cluster_size
+    A provider with a JSON model plans with it; one without (local) themes offline.
+    """
+    from triage.analysis.themes import llm, local  # numpy/scikit-learn: only when themes run
 
-        def offline(docs: list[ThemeDoc], themes: list[ExistingTheme]) -> ThemePlan:
-            return themes_local.plan_local(docs, themes, size)
+    chosen = ctx.provider(provider)
+    if isinstance(chosen, JsonModel):
+        themer = llm.themer_for(chosen, ctx.budget(), ctx.config)
+        return run_themes(ctx.sessions, since, themer, chosen.name)
+    size = ctx.config.themes.min_cluster_size
 
-        return run_themes(ctx.sessions, since, offline, "local", themes_local.MEMBERS_PER_THEME)
-    if name in ("gemini", "openai"):
-        from triage.analysis import themes_llm
+    def offline(docs: list[ThemeDoc], themes: list[ExistingTheme]) -> ThemePlan:
+        return local.plan_local(docs, themes, size)
 
-        return run_themes(ctx.sessions, since, themes_llm.themer_for(ctx, name), name)
-    raise ConfigError(f"unknown provider {name!r}: use gemini, local or openai")
+    return run_themes(ctx.sessions, since, offline, chosen.name, local.MEMBERS_PER_THEME)

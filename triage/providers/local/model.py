@@ -22,7 +22,7 @@ from scipy.sparse import csr_matrix, hstack
 from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import LinearSVC
 
-from triage.providers.local_features import Doc, IssueFeatures, row_scale
+from triage.providers.local.features import Doc, IssueFeatures, row_scale
 
 ALGORITHM = "tfidf-svm"
 VERSION = "1"  # bump when features or training change: stored models are then retrained

@@ -15,7 +15,7 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 
 from triage.analysis import vectors
-from triage.analysis.themes import ExistingTheme, NewTheme, ThemeDoc, ThemePlan
+from triage.analysis.themes.model import ExistingTheme, NewTheme, ThemeDoc, ThemePlan
 
 ASSIGN_SIMILARITY = 0.25  # an item joins an existing theme at this similarity to its centroid
 CLUSTER_SIMILARITY = 0.3  # two new items are about the same problem at this similarity

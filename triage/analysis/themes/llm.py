@@ -17,14 +17,15 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from triage.analysis import vectors
-from triage.analysis.budget import Budget
-from triage.analysis.themes import ExistingTheme, NewTheme, ThemeDoc, ThemePlan
-from triage.context import Context
-from triage.errors import ConfigError
+from triage.analysis.themes.model import ExistingTheme, NewTheme, ThemeDoc, ThemePlan
+from triage.config import Config
+from triage.db.llm_calls import Budget
 from triage.logs import get_logger
+from triage.providers.base import JsonModel
+from triage.providers.calls import CallFailed, Reply
 from triage.providers.packing import cap_body, cap_title, estimate_tokens, pack
 from triage.providers.prompts import ITEM_CLOSE, neutralize
-from triage.providers.repair import CallFailed, Reply, decode
+from triage.providers.repair import decode
 
 log = get_logger("triage.themes")
 
@@ -318,21 +319,10 @@ class LLMThemer:
         run.plan.assign = {k: t for k, t in run.plan.assign.items() if t not in small}
 
 
-def themer_for(ctx: Context, name: str) -> LLMThemer:
-    """The model-backed themer for a provider name ([llm] provider or --provider)."""
-    from triage.providers.registry import get_provider
-
-    provider: Any = get_provider(ctx, name)
-    generate = getattr(provider, "generate_json", None)
-    if generate is None:
-        raise ConfigError(f"the {name} provider cannot plan themes; use gemini or local")
+def themer_for(model: JsonModel, budget: Budget, config: Config) -> LLMThemer:
+    """The model-backed themer: `model` answers, `budget` meters its calls."""
 
     def call(system: str, user: str, schema: type, items: int) -> Reply:
-        reply: Reply = generate(system, user, schema, "themes", PROMPT_VERSION, items)
-        return reply
+        return model.generate_json(system, user, schema, "themes", PROMPT_VERSION, items)
 
-    with ctx.sessions() as session:
-        budget = Budget.load(session, ctx.config.llm)
-    return LLMThemer(
-        call, ctx.config.llm.max_prompt_tokens, ctx.config.themes.min_cluster_size, budget
-    )
+    return LLMThemer(call, config.llm.max_prompt_tokens, config.themes.min_cluster_size, budget)

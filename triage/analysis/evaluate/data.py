@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from triage.config import Config
 from triage.db.schema import Item
 from triage.errors import ConfigError, TriageError
+from triage.providers.local.labels import category_of, label_to_category
 
 CSV_COLUMNS = ("repo", "created_at", "label", "title", "body")
 
@@ -96,17 +97,6 @@ def check_categories(rows: Sequence[EvalRow], config: Config) -> None:
                 f"{r.key}: label {r.label!r} is not in [taxonomy] categories"
                 f" ({', '.join(known)}); add it there or fix the file"
             )
-
-
-def label_to_category(config: Config) -> dict[str, str]:
-    """Repository label -> category, from `[labels] map` (lower-cased: GitHub ignores case)."""
-    return {lb.lower(): cat for cat, labels in config.labels.map.items() for lb in labels}
-
-
-def category_of(labels: Sequence[str], mapping: dict[str, str]) -> str | None:
-    """The one category a human's labels mean, or None (unlabelled, or labels that disagree)."""
-    cats = {mapping[lb.lower()] for lb in labels if lb.lower() in mapping}
-    return cats.pop() if len(cats) == 1 else None
 
 
 def parse_source(key: str) -> tuple[str, str]:

@@ -18,7 +18,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from triage.analysis.evaluate import UNANSWERED, ProviderReport, confusion_columns
+from triage.analysis.evaluate.run import UNANSWERED, ProviderReport, confusion_columns
 
 RELIABILITY_BINS = 10
 

@@ -15,20 +15,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from triage.analysis import rules
-from triage.analysis.summarize import summarize
 from triage.config import LocalConfig
-from triage.context import Context
-from triage.providers.base import (
-    CallRecord,
-    ClassifyOutcome,
-    Example,
-    ItemText,
-    Taxonomy,
-    validate_answers,
-)
-from triage.providers.local_model import MODEL_ID, VERSION, ScopeModel
+from triage.providers.base import ClassifyOutcome, Example, ItemText, Taxonomy, validate_answers
+from triage.providers.calls import CallRecord
+from triage.providers.local import rules
+from triage.providers.local.model import MODEL_ID, VERSION, ScopeModel
+from triage.providers.local.summarize import summarize
 
+NAME = "local"
 PROMPT_VERSION = f"local-{VERSION}"
 
 
@@ -42,6 +36,9 @@ class Choice:
 
 class ModelSource(Protocol):
     def choose(self, scope: str) -> Choice: ...
+
+    def forget(self) -> None:
+        """Drop what was read or trained, so the next run sees the labels as they are then."""
 
 
 class FixedModels:
@@ -58,6 +55,9 @@ class FixedModels:
             return Choice(self.pooled, f"pooled model: no model trained for {scope}")
         return Choice(None, f"rules: no model trained for {scope}")
 
+    def forget(self) -> None:
+        """Nothing to drop: these models were trained on fixed rows."""
+
 
 def enough_labels(counts: Mapping[str, int], per_category: int) -> bool:
     """A source trains its own model with `per_category` labelled items in two categories."""
@@ -70,9 +70,9 @@ def scope_key(item: ItemText) -> str:
 
 
 class LocalProvider:
-    """Provider protocol over local models; build it with `from_context` for the database."""
+    """Classifier over local models; `store.build` gives it the models kept in the database."""
 
-    name = "local"
+    name = NAME
     model = MODEL_ID
     prompt_version = PROMPT_VERSION
     metered = False  # no tokens, no cost: the token budgets do not apply
@@ -80,6 +80,10 @@ class LocalProvider:
     def __init__(self, models: ModelSource, cfg: LocalConfig | None = None) -> None:
         self.models = models
         self.cfg = cfg or LocalConfig()
+
+    def close(self) -> None:
+        """End the run: the next one reads the labelled history afresh."""
+        self.models.forget()
 
     def classify(
         self, items: Sequence[ItemText], taxonomy: Taxonomy, examples: Sequence[Example]
@@ -148,10 +152,3 @@ class LocalProvider:
             "summary": summarize(item.title, item.body, self.cfg.summary_sentences),
             "confidence": confidence,
         }
-
-
-def from_context(ctx: Context) -> LocalProvider:
-    """The provider for `--provider local`: models trained and stored in the database."""
-    from triage.providers.local_store import DatabaseModels
-
-    return LocalProvider(DatabaseModels(ctx), ctx.config.llm.local)

@@ -19,15 +19,18 @@ from google.genai import errors as genai_errors
 from google.genai import types
 
 from triage.config import Config, GeminiConfig
-from triage.context import Context
 from triage.errors import ConfigError, ProviderError
 from triage.logs import get_logger
 from triage.providers import prompts
-from triage.providers.base import CallRecord, ClassifyOutcome, Example, ItemText, Taxonomy
+from triage.providers.base import ClassifyOutcome, Example, ItemText, ProviderDeps, Taxonomy
+from triage.providers.calls import CallFailed, CallRecord, Reply
+from triage.providers.gemini import embeddings
 from triage.providers.packing import estimate_tokens
-from triage.providers.repair import CallFailed, Reply, classify_batches
+from triage.providers.repair import classify_batches
 
 log = get_logger("triage.gemini")
+
+NAME = "gemini"
 
 RETRY_STATUS = [408, 429, 500, 502, 503, 504]
 MAX_BACKOFF = 30.0
@@ -36,7 +39,6 @@ MAX_RATE_LIMIT_WAIT = 60.0
 # Consecutive failed calls (5xx, timeouts) after which the run stops instead of trying on.
 MAX_FAILED_CALLS = 3
 BATCH_DISCOUNT = 0.5  # Batch Mode bills half the interactive price
-EMBED_CHUNK = 100  # batchEmbedContents takes at most 100 requests
 
 
 def make_client(cfg: GeminiConfig, api_key: str) -> genai.Client:
@@ -137,7 +139,7 @@ class _CacheUnusable(Exception):
 class GeminiProvider:
     """Classifies packed batches with one structured-output call each."""
 
-    name = "gemini"
+    name = NAME
 
     def __init__(
         self,
@@ -148,6 +150,7 @@ class GeminiProvider:
         self.cfg = config.llm.gemini
         self.llm = config.llm
         self.model = self.cfg.model
+        self.embedding_model = self.cfg.embedding_model
         self.prompt_version = prompts.PROMPT_VERSION
         self.client = make_client(self.cfg, api_key)
         self._sleep = sleep
@@ -342,7 +345,7 @@ class GeminiProvider:
         return [n for n in self._caches.values() if n]
 
     def close(self) -> None:
-        """Delete the run's caches (they would expire anyway, but storage is billed)."""
+        """End the run: delete its caches (storage is billed) and start the next one afresh."""
         for digest, name in list(self._caches.items()):
             if name:
                 try:
@@ -350,6 +353,9 @@ class GeminiProvider:
                 except (genai_errors.APIError, httpx.HTTPError) as exc:
                     log.warning("could not delete context cache", cache=name, error=describe(exc))
             self._caches.pop(digest, None)
+        self._cache_off = not self.cfg.use_cache
+        self._failed_calls = 0
+        self._cache_records = []
 
     # -- models and embeddings -----------------------------------------------------------
     def check_model(self) -> str:
@@ -379,29 +385,16 @@ class GeminiProvider:
         return ConfigError(f"unknown Gemini model '{self.model}' ([llm.gemini] model){hint}")
 
     def embed(self, texts: Sequence[str], dimensions: int | None = None) -> list[list[float]]:
-        """Embedding vectors for texts, 100 per request."""
-        out: list[list[float]] = []
-        config = types.EmbedContentConfig(output_dimensionality=dimensions)
-        for start in range(0, len(texts), EMBED_CHUNK):
-            chunk: Any = list(texts[start : start + EMBED_CHUNK])
-            resp = self.client.models.embed_content(
-                model=self.cfg.embedding_model, contents=chunk, config=config
-            )
-            out += [list(e.values or []) for e in resp.embeddings or []]
-        return out
+        """Embedding vectors for texts, 100 per request; failures as TriageErrors."""
+        return embeddings.embed(self.client, self.embedding_model, texts, dimensions)
 
 
-def doctor_check(ctx: Context) -> str:
-    """`triage doctor`: the key is accepted and the configured model exists."""
-    if ctx.config.llm.provider != "gemini" and ctx.secrets.gemini_api_key is None:
-        return f"skipped ([llm] provider is {ctx.config.llm.provider})"
-    key = ctx.secrets.gemini_api_key
-    if key is None:
-        raise ConfigError("GEMINI_API_KEY is not set (or run with `--provider local`)")
-    cfg = ctx.config.llm.gemini
-    quick = cfg.model_copy(update={"max_retries": min(cfg.max_retries, 1)})
-    config = ctx.config.model_copy(
-        update={"llm": ctx.config.llm.model_copy(update={"gemini": quick})}
-    )
-    name = GeminiProvider(config, key.get_secret_value()).check_model()
-    return f"model {cfg.model} ({name}) at {cfg.base_url} {cfg.api_version}"
+def build(deps: ProviderDeps) -> GeminiProvider:
+    """The provider for `--provider gemini`; a missing key is a one-line config error."""
+    key = deps.secrets.gemini_api_key
+    if key is None or not key.get_secret_value():
+        raise ConfigError(
+            "GEMINI_API_KEY is not set (GOOGLE_API_KEY also works); export it,"
+            " or run with `--provider local` to classify without Gemini"
+        )
+    return GeminiProvider(deps.config, key.get_secret_value())

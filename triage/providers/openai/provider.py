@@ -14,16 +14,17 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from triage.config import Config, OpenAIConfig
-from triage.context import Context
 from triage.errors import ConfigError, ProviderError, QuotaExhausted
 from triage.providers import prompts
-from triage.providers.base import CallRecord, ClassifyOutcome, Example, ItemText, Taxonomy
-from triage.providers.openai_http import OpenAIClient, TransientError, model_available
-from triage.providers.repair import CallFailed, Reply, classify_batches
+from triage.providers.base import ClassifyOutcome, Example, ItemText, ProviderDeps, Taxonomy
+from triage.providers.calls import CallFailed, CallRecord, Reply
+from triage.providers.openai.http import OpenAIClient, TransientError, model_available
+from triage.providers.repair import classify_batches
 
 # Consecutive failed calls (5xx, timeouts) after which the run stops instead of trying on.
 MAX_FAILED_CALLS = 3
 SCHEMA_NAME = "triage_batch"
+NAME = "openai"
 # A 400 saying the prompt does not fit the context window (vLLM, OpenAI, llama.cpp wording).
 _TOO_LONG = re.compile(r"maximum context length|context_length_exceeded|context window", re.I)
 # Keywords strict structured outputs reject; pydantic emits some of them.
@@ -72,7 +73,7 @@ def make_client(cfg: OpenAIConfig, api_key: str | None, **kw: Any) -> OpenAIClie
 class OpenAIProvider:
     """Classifies packed batches with one structured-output chat completion each."""
 
-    name = "openai"
+    name = NAME
 
     def __init__(
         self,
@@ -201,18 +202,20 @@ class OpenAIProvider:
         return f"model '{self.model}' served by {self.cfg.base_url} ({len(available)} models)"
 
     def close(self) -> None:
+        """End the run: close the connections and count failures afresh next time."""
         self.client.close()
+        self._failed_calls = 0
 
 
-def from_context(ctx: Context) -> OpenAIProvider:
+def build(deps: ProviderDeps) -> OpenAIProvider:
     """The provider for `--provider openai`; the key is optional (local servers need none)."""
-    key = ctx.secrets.openai_api_key
-    return OpenAIProvider(ctx.config, key.get_secret_value() if key else None)
+    key = deps.secrets.openai_api_key
+    return OpenAIProvider(deps.config, key.get_secret_value() if key else None)
 
 
-def doctor_check(ctx: Context) -> str:
+def doctor_check(ctx: ProviderDeps) -> str:
     """`triage doctor`: the server answers GET /models and lists the configured model."""
-    if ctx.config.llm.provider != "openai":
+    if ctx.config.llm.provider != NAME:
         return f"skipped ([llm] provider is {ctx.config.llm.provider})"
     key = ctx.secrets.openai_api_key
     cfg = ctx.config.llm.openai

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete, select
 
-from triage.analysis.eval_data import category_of, label_to_category
-from triage.context import Context
 from triage.db.engine import transaction
 from triage.db.schema import Item, LocalModel
 from triage.db.store import utcnow
-from triage.providers.local import Choice, enough_labels
-from triage.providers.local_model import VERSION, ScopeModel, TrainingSet, train
+from triage.providers.base import DoctorDeps, ProviderDeps
+from triage.providers.local.labels import category_of, label_to_category
+from triage.providers.local.model import VERSION, ScopeModel, TrainingSet, train
+from triage.providers.local.provider import NAME, Choice, LocalProvider, enough_labels
 
 POOLED = "*"
 # Past this many labelled items, the newest are kept: training time stays in seconds.
@@ -42,13 +42,19 @@ class Labelled:
 class DatabaseModels:
     """Chooses, trains and caches the model for each scope, lazily, once per provider."""
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: ProviderDeps) -> None:
         self.ctx = ctx
         self.cfg = ctx.config.llm.local
         self._index: list[Labelled] | None = None
         self._choices: dict[str, Choice] = {}
         self._trained: dict[str, ScopeModel] = {}
         self.trained_now: list[str] = []  # scopes (re)trained by this instance, for reports
+
+    def forget(self) -> None:
+        """Drop the labelled index and chosen models: the next run decides afresh."""
+        self._index = None
+        self._choices.clear()
+        self._trained.clear()
 
     def labelled(self) -> list[Labelled]:
         """Every human-labelled item (one category), newest first; text is loaded only to train."""
@@ -171,9 +177,14 @@ class DatabaseModels:
             s.execute(delete(LocalModel).where(LocalModel.scope == scope, LocalModel.id < row.id))
 
 
-def doctor_check(ctx: Context) -> str:
+def build(deps: ProviderDeps) -> LocalProvider:
+    """The provider for `--provider local`: models trained and stored in the database."""
+    return LocalProvider(DatabaseModels(deps), deps.config.llm.local)
+
+
+def doctor_check(ctx: DoctorDeps) -> str:
     """`triage doctor`: what the local provider would answer with, per source (trains nothing)."""
-    if ctx.config.llm.provider != "local":
+    if ctx.config.llm.provider != NAME:
         return f"skipped ([llm] provider is {ctx.config.llm.provider})"
     ctx.require_schema()  # a clear "run triage db upgrade" instead of a failed query
     models = DatabaseModels(ctx)

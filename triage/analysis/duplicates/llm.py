@@ -1,24 +1,21 @@
-"""Duplicates with a model: Gemini embeddings for candidates, batched judgements for pairs."""
+"""Duplicates with a model: its embeddings for candidates, batched judgements for pairs."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
-import httpx
 import numpy as np
-from google.genai import errors as genai_errors
 from pydantic import BaseModel, Field, ValidationError
 
-from triage.analysis.budget import Budget
-from triage.analysis.duplicates import Candidate, DupDoc, Embedder, Judge, Judged, Link
-from triage.context import Context
-from triage.errors import ConfigError, ProviderError, QuotaExhausted
+from triage.analysis.duplicates.model import Candidate, DupDoc, Judged, Link
+from triage.config import LLMConfig
+from triage.db.llm_calls import Budget
 from triage.logs import get_logger
-from triage.providers.base import CallRecord
+from triage.providers.base import Embedder, JsonModel
+from triage.providers.calls import CallFailed, CallRecord, Reply
 from triage.providers.packing import cap_body, cap_title, estimate_tokens, pack
 from triage.providers.prompts import ITEM_CLOSE, neutralize
-from triage.providers.repair import CallFailed, Reply, decode
+from triage.providers.repair import decode
 
 log = get_logger("triage.duplicates")
 
@@ -132,17 +129,17 @@ class LLMJudge:
         out.failed += len(batch) - len(seen)
 
 
-class GeminiEmbedder:
-    """gemini-embedding-001 through batchEmbedContents (the SDK's embed_content), 100 a call."""
+class ModelEmbedder:
+    """A provider's embeddings for duplicates, metered by the run's token budget."""
 
-    def __init__(self, provider: Any, model: str, budget: Budget | None = None) -> None:
+    def __init__(self, provider: Embedder, budget: Budget | None = None) -> None:
         self.provider = provider
-        self.model = model
+        self.model = provider.embedding_model
         self.budget = budget
 
     def embed(self, texts: list[str]) -> tuple[list[np.ndarray], CallRecord]:
         record = CallRecord(
-            "gemini",
+            self.provider.name,
             self.model,
             "",
             purpose="embed",
@@ -153,54 +150,14 @@ class GeminiEmbedder:
             if not self.budget.allows(record.input_tokens):
                 raise self.budget.exhausted(len(texts))  # vectors made so far are kept
             self.budget.add(record.input_tokens)
-        try:
-            values = self.provider.embed(texts, EMBED_DIMENSIONS)
-        except genai_errors.APIError as exc:
-            raise self._error(exc) from None
-        except httpx.HTTPError as exc:
-            raise ProviderError(
-                f"Gemini embedding request failed after retries ({type(exc).__name__})"
-            ) from None
-        if len(values) != len(texts) or any(not v for v in values):
-            raise ProviderError(
-                f"Gemini returned {len(values)} embeddings for {len(texts)} texts; re-run"
-            )
+        values = self.provider.embed(texts, EMBED_DIMENSIONS)
         return [np.asarray(v, dtype=np.float32) for v in values], record
 
-    def _error(self, exc: genai_errors.APIError) -> Exception:
-        if exc.code == 404:
-            return ConfigError(
-                f"unknown Gemini embedding model '{self.model}' ([llm.gemini] embedding_model)"
-            )
-        if exc.code in (400, 401, 403):
-            return ConfigError(f"the Gemini API refused the embedding request: {exc.message}")
-        if exc.code == 429:
-            return QuotaExhausted(
-                "Gemini embedding quota exhausted (429); vectors made so far are kept, re-run later"
-            )
-        return ProviderError(f"Gemini embedding request failed: {exc.code} {exc.message}")
 
-
-def for_context(ctx: Context, name: str) -> tuple[Embedder, Judge, str]:
-    """Embedder, judge and judging model name for a provider name."""
-    from triage.providers.registry import get_provider
-
-    provider: Any = get_provider(ctx, name)
-    if not hasattr(provider, "generate_json") or not hasattr(provider, "embed"):
-        raise ConfigError(
-            f"the {name} provider has no embeddings to find duplicates with;"
-            " run `triage duplicates --provider local` (or gemini)"
-        )
+def judge_for(model: JsonModel, budget: Budget, llm: LLMConfig) -> LLMJudge:
+    """The model-backed judge: `model` answers, `budget` meters its calls."""
 
     def call(system: str, user: str, schema: type, items: int) -> Reply:
-        reply: Reply = provider.generate_json(
-            system, user, schema, "duplicates", PROMPT_VERSION, items
-        )
-        return reply
+        return model.generate_json(system, user, schema, "duplicates", PROMPT_VERSION, items)
 
-    llm = ctx.config.llm
-    with ctx.sessions() as session:
-        budget = Budget.load(session, llm)  # one budget for embeddings and judgements
-    judge = LLMJudge(call, llm.max_prompt_tokens, llm.max_items_per_call, budget)
-    embedder = GeminiEmbedder(provider, llm.gemini.embedding_model, budget)
-    return embedder, judge, provider.model
+    return LLMJudge(call, llm.max_prompt_tokens, llm.max_items_per_call, budget)

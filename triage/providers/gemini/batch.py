@@ -16,8 +16,8 @@ from google.genai import errors as genai_errors
 from google.genai import types
 
 from triage.providers.base import ItemText
-from triage.providers.gemini import GeminiProvider, reply_from
-from triage.providers.repair import CallFailed, Reply
+from triage.providers.calls import CallFailed, Reply
+from triage.providers.gemini.provider import GeminiProvider, reply_from
 
 # Inlined jobs must stay under 20 MB; keep a margin for JSON escaping and the envelope.
 MAX_JOB_BYTES = 19_000_000

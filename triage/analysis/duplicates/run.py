@@ -8,10 +8,9 @@ gives each candidate pair a confidence and a one-line reason. Pairs at or above
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
 
 import numpy as np
 from sqlalchemy import select
@@ -19,63 +18,22 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from triage.analysis import vectors
-from triage.analysis.themes import summaries
+from triage.analysis.duplicates import llm
+from triage.analysis.duplicates.local import judge_offline, tfidf_space
+from triage.analysis.duplicates.model import Candidate, DupDoc, Judge, Judged, Link, Vectoriser
+from triage.analysis.summaries import summaries
 from triage.context import Context
 from triage.db import store
 from triage.db.engine import transaction
-from triage.db.schema import Duplicate, Embedding, Item, LLMCall
-from triage.errors import ConfigError, TriageError
-from triage.providers.base import CallRecord
+from triage.db.llm_calls import record_calls
+from triage.db.schema import Duplicate, Embedding, Item
+from triage.errors import ConfigError
+from triage.providers import PROVIDERS, offline
+from triage.providers.base import Embedder, JsonModel
 from triage.providers.packing import trim_code_and_logs
 
-EMBED_BATCH = 100  # batchEmbedContents takes at most 100 texts per request
+EMBED_BATCH = 100  # texts per embedding call (Gemini takes at most 100 a request)
 EMBED_MAX_CHARS = 6000  # about 1,500 tokens: inside the embedding model's input limit
-
-
-@dataclass(frozen=True)
-class DupDoc:
-    key: str
-    source: str
-    title: str
-    summary: str
-    body: str
-    content_hash: str
-
-
-@dataclass
-class Candidate:
-    a: DupDoc
-    b: DupDoc
-    similarity: float
-    shared: list[str] = field(default_factory=list)  # distinctive terms both use (offline)
-
-
-@dataclass
-class Link:
-    key_a: str
-    key_b: str
-    similarity: float
-    confidence: float
-    reason: str
-
-
-@dataclass
-class Judged:
-    links: list[Link] = field(default_factory=list)  # every judged pair, kept or not
-    calls: list[CallRecord] = field(default_factory=list)
-    failed: int = 0  # pairs the judge could not answer (retried next run)
-    exhausted: TriageError | None = None  # the token budget stopped judging early
-
-
-Judge = Callable[[list[Candidate]], Judged]
-
-
-class Embedder(Protocol):
-    """Turns texts into vectors with one model (e.g. gemini-embedding-001)."""
-
-    model: str
-
-    def embed(self, texts: list[str]) -> tuple[list[np.ndarray], CallRecord]: ...
 
 
 @dataclass
@@ -113,15 +71,8 @@ def open_docs(session: Session) -> list[DupDoc]:
 
 
 # -- vectors -------------------------------------------------------------------------------
-def tfidf_space(docs: Sequence[DupDoc]) -> vectors.Tfidf:
-    common = vectors.boilerplate_lines([d.body for d in docs])
-    return vectors.fit_tfidf(
-        [vectors.item_text(d.title, d.summary, d.body, boilerplate=common) for d in docs]
-    )
-
-
 def embed_all(
-    sessions: sessionmaker[Session], docs: Sequence[DupDoc], embedder: Embedder, run: DuplicateRun
+    sessions: sessionmaker[Session], docs: Sequence[DupDoc], embedder: Vectoriser, run: DuplicateRun
 ) -> tuple[np.ndarray, list[datetime]]:
     """Every doc's vector, embedding only new or changed text, and when each vector was made."""
     with sessions() as session:
@@ -144,7 +95,7 @@ def embed_all(
         got, call = embedder.embed([embedding_text(docs[r]) for r in rows])
         now = store.utcnow()
         with transaction(sessions) as session:  # each batch is kept even if a later one fails
-            session.add(LLMCall(**vars(call), created_at=now))
+            record_calls(session, [call], now)
             for r, vec in zip(rows, got, strict=True):
                 session.merge(
                     Embedding(
@@ -181,17 +132,6 @@ def candidates(
         shared = vectors.shared_terms(space, a, b) if space is not None else []
         out.append(Candidate(docs[a], docs[b], sim, shared))
     return out
-
-
-def judge_offline(pairs: list[Candidate]) -> Judged:
-    """Without a model the confidence is the similarity; the reason names the shared terms."""
-    links = []
-    for c in pairs:
-        terms = [f"\u201c{t}\u201d" for t in c.shared]
-        said = ", ".join(terms[:-1]) + f" and {terms[-1]}" if len(terms) > 1 else "".join(terms)
-        reason = f"both mention {said}" if said else "nearly the same wording"
-        links.append(Link(c.a.key, c.b.key, c.similarity, round(c.similarity, 3), reason))
-    return Judged(links=links)
 
 
 def _insert(session: Session) -> postgresql.Insert | sqlite.Insert:
@@ -251,7 +191,7 @@ def run_duplicates(
     judge: Judge,
     provider: str,
     model: str,
-    embedder: Embedder | None = None,
+    embedder: Vectoriser | None = None,
 ) -> DuplicateRun:
     """Find, judge and store possible duplicates among open items."""
     run = DuplicateRun()
@@ -286,8 +226,7 @@ def run_duplicates(
     now = store.utcnow()
     with transaction(sessions) as session:
         run.linked = save_links(session, keep, provider, model, now)
-        for call in judged.calls:
-            session.add(LLMCall(**vars(call), created_at=now))
+        record_calls(session, judged.calls, now)
         if not judged.failed:
             store.set_cursor(session, f"duplicates:{provider}:{model}", considered.isoformat())
     run.calls += len(judged.calls)
@@ -298,14 +237,23 @@ def run_duplicates(
 
 
 def run_for_context(ctx: Context, provider: str | None = None) -> DuplicateRun:
-    """Run duplicates with the named provider (default: [llm] provider)."""
-    name = provider or ctx.config.llm.provider
-    settings = Settings.from_context(ctx)
-    if name == "local":
-        return run_duplicates(ctx.sessions, settings, judge_offline, "local", "tfidf")
-    if name in ("gemini", "openai"):
-        from triage.analysis import duplicates_llm
+    """Run duplicates with the named provider (default: [llm] provider).
 
-        embedder, judge, model = duplicates_llm.for_context(ctx, name)
-        return run_duplicates(ctx.sessions, settings, judge, name, model, embedder)
-    raise ConfigError(f"unknown provider {name!r}: use gemini, local or openai")
+    A provider with a JSON model judges pairs found with its embeddings; one without a JSON
+    model (local) finds and judges offline. A JSON model without embeddings is refused: its
+    judgements would be stored under the name of a model that did not find the pairs.
+    """
+    chosen = ctx.provider(provider)
+    settings = Settings.from_context(ctx)
+    if not isinstance(chosen, JsonModel):
+        return run_duplicates(ctx.sessions, settings, judge_offline, chosen.name, "tfidf")
+    if not isinstance(chosen, Embedder):
+        embedding = ", ".join(n for n, s in PROVIDERS.items() if "embed" in s.capabilities)
+        raise ConfigError(
+            f"the {chosen.name} provider has no embeddings to find duplicates with;"
+            f" run `triage duplicates --provider {offline().name}` (or {embedding})"
+        )
+    budget = ctx.budget()  # one budget for embeddings and judgements
+    judge = llm.judge_for(chosen, budget, ctx.config.llm)
+    embedder = llm.ModelEmbedder(chosen, budget)
+    return run_duplicates(ctx.sessions, settings, judge, chosen.name, chosen.model, embedder)
