@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,16 +13,10 @@ from google.genai import errors, types
 from tests.fakes.gemini import DEFAULT_KEY, FakeGemini, Prompt
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeGemini]:
-    with FakeGemini() as running:
-        yield running
-
-
 @pytest.fixture
-def fake(server: FakeGemini) -> FakeGemini:
-    server.reset()
-    return server
+def fake(fake_gemini: FakeGemini) -> FakeGemini:
+    """The module's fake Gemini (tests/conftest.py), reset for each test."""
+    return fake_gemini
 
 
 def client(fake: FakeGemini, version: str = "v1beta", key: str = DEFAULT_KEY) -> genai.Client:
