@@ -142,12 +142,13 @@ def poll(ctx: Context) -> Counts:
     if "batch" not in spec_for(ctx.config.llm.provider).capabilities:
         raise JobSkipped("Batch Mode polling needs the gemini provider")
     from triage.analysis import batch
+    from triage.providers.base import end_run
 
     provider = batch.batch_provider(ctx.provider())
     try:
         got = batch.poll(ctx, provider)
     finally:
-        provider.close()
+        end_run(provider)
     final = got.retried or got.outcome
     counts = {
         "collected": len(got.collected),

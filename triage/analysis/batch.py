@@ -1,4 +1,4 @@
-"""Batch Mode: submit pending items as Gemini batch jobs, and collect finished jobs later.
+"""Batch Mode: submit pending items as batch jobs, and collect finished jobs later.
 
 A job is recorded (state SUBMITTING, under a unique display name) before it is created and
 updated once it exists, so a process that dies at any point loses nothing: the next poll finds
@@ -25,9 +25,8 @@ from triage.db.store import utcnow
 from triage.errors import BudgetExhausted, ConfigError
 from triage.providers import prompts, spec_for
 from triage.providers.base import Classifier, ClassifyOutcome, ItemText, Taxonomy
+from triage.providers.batch_jobs import BatchJobs, BatchRequest, JobStatus, split_jobs
 from triage.providers.calls import CallRecord, Reply
-from triage.providers.gemini import batch as gb
-from triage.providers.gemini.provider import GeminiProvider
 from triage.providers.packing import estimate_tokens
 from triage.providers.repair import settle_reply
 
@@ -53,16 +52,14 @@ class PollStats:
     retried: classify.RunStats | None = None  # ordinary calls for what a job left undone
 
 
-def batch_provider(provider: Classifier) -> GeminiProvider:
+def batch_provider(provider: Classifier) -> BatchJobs:
     """The provider as one that runs Batch Mode jobs, or a one-line config error."""
-    if "batch" not in spec_for(provider.name).capabilities or not isinstance(
-        provider, GeminiProvider
-    ):
+    if "batch" not in spec_for(provider.name).capabilities or not isinstance(provider, BatchJobs):
         raise ConfigError("--batch-mode and --poll need the gemini provider (`--provider gemini`)")
     return provider
 
 
-def _open_rows(session: Session, p: GeminiProvider) -> list[BatchJob]:
+def _open_rows(session: Session, p: BatchJobs) -> list[BatchJob]:
     stmt = (
         select(BatchJob)
         .where(BatchJob.provider == p.name, BatchJob.completed_at.is_(None))
@@ -71,12 +68,12 @@ def _open_rows(session: Session, p: GeminiProvider) -> list[BatchJob]:
     return list(session.scalars(stmt))
 
 
-def recover(ctx: Context, p: GeminiProvider) -> None:
+def recover(ctx: Context, p: BatchJobs) -> None:
     """Match rows left in SUBMITTING by a crash to their jobs, or release their items."""
     with transaction(ctx.sessions) as s:
         rows = [r for r in _open_rows(s, p) if r.state == SUBMITTING]
         for row in rows:
-            found = gb.find_jobs(p, row.name.removeprefix("submitting:"))
+            found = p.find_jobs(row.name.removeprefix("submitting:"))
             if found:
                 row.name, row.state, row.updated_at = found[0].name, found[0].state, utcnow()
             elif utcnow() - row.created_at > LOST_AFTER:
@@ -86,13 +83,13 @@ def recover(ctx: Context, p: GeminiProvider) -> None:
 
 def submit(
     ctx: Context,
-    p: GeminiProvider,
+    p: BatchJobs,
     *,
     limit: int | None = None,
     reanalyze: bool = False,
-    max_bytes: int = gb.MAX_JOB_BYTES,
+    max_bytes: int | None = None,
 ) -> SubmitStats:
-    """Send everything pending as batch jobs (split under the size limit)."""
+    """Send everything pending as batch jobs (split under the provider's size limit)."""
     recover(ctx, p)
     config, stats = ctx.config, SubmitStats()
     taxonomy = Taxonomy.from_config(config)
@@ -107,12 +104,12 @@ def submit(
     batches = prompts.pack_for(texts, taxonomy, examples, llm)
     prefix = estimate_tokens(system)
     requests = [
-        gb.build_request(p, b, prompts.item_ids(len(b)), system, schema, i)
+        p.build_request(b, prompts.item_ids(len(b)), system, schema, i)
         for i, b in enumerate(batches)
     ]
     by_request = {id(r): b for r, b in zip(requests, batches, strict=True)}
     left = len(texts)
-    for job in gb.split_jobs(requests, max_bytes):
+    for job in split_jobs(requests, p.max_job_bytes if max_bytes is None else max_bytes):
         held = [by_request[id(r)] for r in job]
         tokens = [classify.estimate(b, prefix, llm.max_item_chars) for b in held]
         if not budget.allows(sum(tokens)):
@@ -129,8 +126,8 @@ def submit(
 
 def _create(
     ctx: Context,
-    p: GeminiProvider,
-    job: list[gb.Request],
+    p: BatchJobs,
+    job: list[BatchRequest],
     held: list[list[ItemText]],
     tokens: list[int],
 ) -> str:
@@ -154,7 +151,7 @@ def _create(
         )
         s.add(row)
     try:
-        status = gb.create_job(p, job, display)
+        status = p.create_job(job, display)
     except Exception as exc:
         with transaction(ctx.sessions) as s:
             failed = s.scalars(select(BatchJob).where(BatchJob.name == row.name)).one()
@@ -177,7 +174,7 @@ class _Ident:
         self.name, self.model, self.prompt_version = row.provider, row.model, row.prompt_version
 
 
-def poll(ctx: Context, p: GeminiProvider) -> PollStats:
+def poll(ctx: Context, p: BatchJobs) -> PollStats:
     """Collect every finished job; answers needing another call get one now."""
     recover(ctx, p)
     stats = PollStats()
@@ -188,7 +185,7 @@ def poll(ctx: Context, p: GeminiProvider) -> PollStats:
         rows = [r for r in _open_rows(s, p) if r.state != SUBMITTING]
     for row in rows:
         # Ask the service first, then write in one short transaction.
-        status = gb.get_job(p, row.name, [len(r["keys"]) for r in row.requests])
+        status = p.get_job(row.name, [len(r["keys"]) for r in row.requests])
         outcome = _outcome(row, status, taxonomy) if status.done else None
         with transaction(ctx.sessions) as s:
             stored = s.get(BatchJob, row.id)
@@ -213,7 +210,7 @@ def poll(ctx: Context, p: GeminiProvider) -> PollStats:
     return stats
 
 
-def _outcome(row: BatchJob, status: gb.JobStatus, taxonomy: Taxonomy) -> ClassifyOutcome:
+def _outcome(row: BatchJob, status: JobStatus, taxonomy: Taxonomy) -> ClassifyOutcome:
     out = ClassifyOutcome()
     for index, request in enumerate(row.requests):
         items = [ItemText(key=k, title="", body="") for k in request["keys"]]

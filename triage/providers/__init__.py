@@ -25,7 +25,7 @@ class ProviderSpec:
     config_section: str  # "llm.gemini"
     secret_env: tuple[str, ...]  # ("GEMINI_API_KEY", "GOOGLE_API_KEY"); () when none is needed
     doctor: str | None  # "module:function" (ctx-like) -> str, lazily imported
-    # "classify", "json" (JsonModel), "embed" (Embedder), "batch" (Gemini Batch Mode jobs),
+    # "classify", "json" (JsonModel), "embed" (Embedder), "batch" (BatchJobs: jobs collected later),
     # "train" (learns from labelled items: `triage eval` trains it on the training rows)
     capabilities: frozenset[str]
     metered: bool = True  # the token budget applies

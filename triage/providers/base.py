@@ -1,10 +1,10 @@
 """The provider contract: what a provider can do (capability Protocols) and what it answers.
 
 Analysis steps never know which provider answered: they ask for a capability (`Classifier`,
-`JsonModel`, `Embedder`) and take the offline path when the provider has none. Every classifier
-returns raw per-item answers through `validate_answers`, so the allowlist and id checks are the
-same for all of them. Providers get a `ProviderDeps` (the Context satisfies it), never the
-Context itself, so they stay below it.
+`JsonModel`, `Embedder`; `BatchJobs` in batch_jobs.py) and take the offline path when the
+provider has none. Every classifier returns raw per-item answers through `validate_answers`, so
+the allowlist and id checks are the same for all of them. Providers get a `ProviderDeps` (the
+Context satisfies it), never the Context itself, so they stay below it.
 """
 
 from __future__ import annotations

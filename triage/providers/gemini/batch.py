@@ -9,17 +9,20 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import Protocol
 
 import httpx
+from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
 from triage.providers.base import ItemText
-from triage.providers.calls import CallFailed, Reply
-from triage.providers.gemini.provider import GeminiProvider, reply_from
+from triage.providers.batch_jobs import BatchRequest, JobStatus
+from triage.providers.calls import CallFailed, CallRecord
+from triage.providers.gemini.replies import reply_from
 
-# Inlined jobs must stay under 20 MB; keep a margin for JSON escaping and the envelope.
+# Inlined requests suit jobs whose total size stays under 20 MB (see "Inline requests" in
+# https://ai.google.dev/gemini-api/docs/batch-api); keep a margin for escaping and the envelope.
 MAX_JOB_BYTES = 19_000_000
 DONE_STATES = {
     "JOB_STATE_SUCCEEDED",
@@ -30,32 +33,33 @@ DONE_STATES = {
 }
 
 
-@dataclass
-class Request:
-    """One inlined request and what it costs in bytes."""
+class Host(Protocol):
+    """What these calls use of the GeminiProvider (it passes itself; no import back up)."""
 
-    inlined: types.InlinedRequest
-    size: int
+    client: genai.Client
+    model: str
 
+    def user_prompt(self, items: Sequence[ItemText], ids: Sequence[str]) -> str: ...
 
-@dataclass
-class JobStatus:
-    name: str
-    state: str
-    done: bool
-    error: str | None = None
-    # request index -> its reply, or the error that request got
-    results: dict[int, Reply | str] | None = None
+    def generation_config(
+        self, schema: type, system: str | None, cache: str | None
+    ) -> types.GenerateContentConfig: ...
+
+    def record(self, items: int, batch: bool = False) -> CallRecord: ...
+
+    def price(self, record: CallRecord) -> None: ...
+
+    def failure(self, exc: Exception, record: CallRecord) -> Exception: ...
 
 
 def build_request(
-    p: GeminiProvider,
+    p: Host,
     items: Sequence[ItemText],
     ids: Sequence[str],
     system: str,
     schema: type,
     index: int,
-) -> Request:
+) -> BatchRequest:
     user = p.user_prompt(items, ids)
     inlined = types.InlinedRequest(
         contents=user,
@@ -64,38 +68,28 @@ def build_request(
     )
     schema_size = len(json.dumps(schema.model_json_schema()))  # type: ignore[attr-defined]
     size = len(json.dumps(user)) + len(json.dumps(system)) + schema_size + 512
-    return Request(inlined, size)
+    return BatchRequest(inlined, size)
 
 
-def split_jobs(requests: Sequence[Request], max_bytes: int = MAX_JOB_BYTES) -> list[list[Request]]:
-    """Group requests into jobs under the inline size limit, in order."""
-    jobs: list[list[Request]] = []
-    current: list[Request] = []
-    used = 0
-    for req in requests:
-        if current and used + req.size > max_bytes:
-            jobs.append(current)
-            current, used = [], 0
-        current.append(req)
-        used += req.size
-    if current:
-        jobs.append(current)
-    return jobs
+def _inlined(request: BatchRequest) -> types.InlinedRequest:
+    if not isinstance(request.payload, types.InlinedRequest):
+        raise TypeError("a Gemini batch job takes only requests built by build_request")
+    return request.payload
 
 
 def _state(job: types.BatchJob) -> str:
     return str(getattr(job.state, "value", job.state) or "JOB_STATE_UNSPECIFIED")
 
 
-def _api(p: GeminiProvider, exc: Exception) -> Exception:
+def _api(p: Host, exc: Exception) -> Exception:
     return p.failure(exc, p.record(0, batch=True))
 
 
-def create_job(p: GeminiProvider, requests: Sequence[Request], display_name: str) -> JobStatus:
+def create_job(p: Host, requests: Sequence[BatchRequest], display_name: str) -> JobStatus:
     try:
         job = p.client.batches.create(
             model=p.model,
-            src=[r.inlined for r in requests],
+            src=[_inlined(r) for r in requests],
             config=types.CreateBatchJobConfig(display_name=display_name),
         )
     except (genai_errors.APIError, httpx.HTTPError) as exc:
@@ -103,7 +97,7 @@ def create_job(p: GeminiProvider, requests: Sequence[Request], display_name: str
     return JobStatus(job.name or "", _state(job), _state(job) in DONE_STATES)
 
 
-def find_jobs(p: GeminiProvider, display_name: str) -> list[JobStatus]:
+def find_jobs(p: Host, display_name: str) -> list[JobStatus]:
     """Jobs with this display name (to recover one whose creation we did not see finish)."""
     try:
         jobs = list(p.client.batches.list(config=types.ListBatchJobsConfig(page_size=100)))
@@ -116,7 +110,7 @@ def find_jobs(p: GeminiProvider, display_name: str) -> list[JobStatus]:
     ]
 
 
-def get_job(p: GeminiProvider, name: str, sizes: Sequence[int]) -> JobStatus:
+def get_job(p: Host, name: str, sizes: Sequence[int]) -> JobStatus:
     """A job's state, and when it is done, each request's reply or error."""
     started = time.monotonic()
     try:

@@ -23,8 +23,11 @@ from triage.errors import ConfigError, ProviderError
 from triage.logs import get_logger
 from triage.providers import prompts
 from triage.providers.base import ClassifyOutcome, Example, ItemText, ProviderDeps, Taxonomy
+from triage.providers.batch_jobs import BatchRequest, JobStatus
 from triage.providers.calls import CallFailed, CallRecord, Reply
+from triage.providers.gemini import batch as batch_api
 from triage.providers.gemini import embeddings
+from triage.providers.gemini.replies import reply_from
 from triage.providers.packing import estimate_tokens
 from triage.providers.repair import classify_batches
 
@@ -69,10 +72,6 @@ def cost_usd(cfg: GeminiConfig, prompt: int, cached: int, output: int, batch: bo
     return usd * (BATCH_DISCOUNT if batch else 1.0)
 
 
-def _value(x: Any) -> str:
-    return str(getattr(x, "value", x))
-
-
 def error_detail(exc: genai_errors.APIError, key: str) -> Any:
     """A field of the first google.rpc detail that has it (e.g. reason, retryDelay)."""
     body = exc.details if isinstance(exc.details, dict) else {}
@@ -97,41 +96,6 @@ def retry_delay(exc: genai_errors.APIError) -> float | None:
         return None
 
 
-def reply_from(response: types.GenerateContentResponse, record: CallRecord) -> Reply:
-    """Text, finish reason and any block of one answer, with its usage in `record`."""
-    usage = response.usage_metadata
-    if usage is not None:
-        record.input_tokens = usage.prompt_token_count or 0
-        record.cached_tokens = usage.cached_content_token_count or 0
-        record.output_tokens = (usage.candidates_token_count or 0) + (
-            usage.thoughts_token_count or 0
-        )
-    feedback = response.prompt_feedback
-    # Gemini sends promptFeedback only when the prompt stopped it from answering at all, and
-    # then not always with a blockReason.
-    if feedback is not None and (feedback.block_reason is not None or not response.candidates):
-        reason = feedback.block_reason or feedback.block_reason_message or "no reason given"
-        why = _value(reason) + _ratings(feedback.safety_ratings)
-        return Reply(None, record, "BLOCKED", f"prompt blocked by Gemini ({why})")
-    if not response.candidates:
-        return Reply(None, record, "EMPTY")
-    cand = response.candidates[0]
-    finish = _value(cand.finish_reason) if cand.finish_reason is not None else "STOP"
-    parts = (cand.content.parts if cand.content else None) or []
-    text = "".join(p.text for p in parts if p.text and not p.thought)
-    if finish in ("STOP", "MAX_TOKENS", "FINISH_REASON_UNSPECIFIED"):
-        return Reply(text, record, finish)
-    why = finish + _ratings(cand.safety_ratings)
-    return Reply(text, record, finish, f"answer blocked by Gemini ({why})")
-
-
-def _ratings(ratings: Sequence[types.SafetyRating] | None) -> str:
-    hit = [
-        _value(r.category) for r in ratings or [] if r.blocked or _value(r.probability) == "HIGH"
-    ]
-    return f": {', '.join(hit)}" if hit else ""
-
-
 class _CacheUnusable(Exception):
     """The run's context cache was refused (expired, deleted): retry the call without it."""
 
@@ -140,6 +104,7 @@ class GeminiProvider:
     """Classifies packed batches with one structured-output call each."""
 
     name = NAME
+    max_job_bytes = batch_api.MAX_JOB_BYTES  # BatchJobs: Gemini's inline job limit
 
     def __init__(
         self,
@@ -356,6 +321,21 @@ class GeminiProvider:
         self._cache_off = not self.cfg.use_cache
         self._failed_calls = 0
         self._cache_records = []
+
+    # -- Batch Mode (BatchJobs) ---------------------------------------------------------
+    def build_request(
+        self, items: Sequence[ItemText], ids: Sequence[str], system: str, schema: type, index: int
+    ) -> BatchRequest:
+        return batch_api.build_request(self, items, ids, system, schema, index)
+
+    def create_job(self, requests: Sequence[BatchRequest], display_name: str) -> JobStatus:
+        return batch_api.create_job(self, requests, display_name)
+
+    def find_jobs(self, display_name: str) -> list[JobStatus]:
+        return batch_api.find_jobs(self, display_name)
+
+    def get_job(self, name: str, sizes: Sequence[int]) -> JobStatus:
+        return batch_api.get_job(self, name, sizes)
 
     # -- models and embeddings -----------------------------------------------------------
     def check_model(self) -> str:
