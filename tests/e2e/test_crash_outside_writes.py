@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from tests.digest_seed import Seed
 from tests.e2e.cli import run_triage, triage_env
 from tests.fakes.github import FakeGitHub
 from tests.fakes.server import Hold
