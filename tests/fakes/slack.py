@@ -160,6 +160,14 @@ class FakeSlack(FakeServer):
             return _error("invalid_auth")
         return None
 
+    def _authed_channel(
+        self, req: Request, args: dict[str, Any]
+    ) -> tuple[str | None, Response | None]:
+        """The token checked, then the channel the call names."""
+        if (denied := self._auth(req, args)) is not None:
+            return None, denied
+        return self._channel(args.get("channel"))
+
     def _channel(self, ref: str | None) -> tuple[str | None, Response | None]:
         name = (ref or "").lstrip("#")
         cid = (
@@ -188,9 +196,7 @@ class FakeSlack(FakeServer):
         if scheduled:
             return _error(scheduled)
         args = self.args(req)
-        if (denied := self._auth(req, args)) is not None:
-            return denied
-        cid, err = self._channel(args.get("channel"))
+        cid, err = self._authed_channel(req, args)
         if err is not None:
             return err
         blocks = args.get("blocks")
@@ -221,9 +227,7 @@ class FakeSlack(FakeServer):
         """conversations.replies: the parent then its replies, oldest first; metadata only when
         include_all_metadata is set, as Slack does."""
         args = self.args(req)
-        if (denied := self._auth(req, args)) is not None:
-            return denied
-        cid, err = self._channel(args.get("channel"))
+        cid, err = self._authed_channel(req, args)
         if err is not None:
             return err
         ts = str(args.get("ts") or "")
