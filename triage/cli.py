@@ -11,7 +11,17 @@ import typer
 from typer.exceptions import Abort, TyperException
 
 from triage import doctor, logs
-from triage.commands import admin, analyze, daemon, digest, evaluate, ingest, label, themes
+from triage.commands import (
+    admin,
+    analyze,
+    daemon,
+    digest,
+    evaluate,
+    failures,
+    ingest,
+    label,
+    themes,
+)
 from triage.errors import TriageError
 
 app = typer.Typer(
@@ -38,7 +48,7 @@ def _root(
     from triage.commands.common import Runtime
 
     _state["debug"] = debug
-    ctx.obj = Runtime(config_path=config, debug=debug)
+    ctx.obj = _state["runtime"] = Runtime(config_path=config, debug=debug)
 
 
 # Each feature's commands live in their own module; this order is the order of `triage --help`.
@@ -57,6 +67,13 @@ def _usage_error(exc: TyperException) -> None:
     where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
     typer.echo(f"error: {message}{where}", err=True)
     sys.exit(code)
+
+
+def _database_url() -> str | None:
+    """The database the failed command used, if it got as far as reading the config."""
+    runtime = _state.get("runtime")
+    ctx = getattr(runtime, "_ctx", None)
+    return ctx.config.database.url if ctx is not None else None
 
 
 def main() -> None:
@@ -80,6 +97,10 @@ def main() -> None:
     except Exception as exc:  # the last line of defence: one line, no traceback
         if debug:
             traceback.print_exc()
+        known = failures.explain(exc, _database_url())
+        if known is not None:
+            typer.echo(f"error: {logs.redact(str(known))}", err=True)
+            sys.exit(known.exit_code)
         msg = logs.redact(str(exc).splitlines()[0] if str(exc) else "")
         typer.echo(
             f"error: unexpected {type(exc).__name__}: {msg} (re-run with --debug for details)",

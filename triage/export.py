@@ -111,7 +111,23 @@ def iter_records(sessions: sessionmaker[Session], chunk: int = 500) -> Iterator[
             session.expunge_all()
 
 
+# OWASP "CSV Injection": a cell starting with one of these is run as a formula by spreadsheets;
+# a leading single quote makes it text. https://owasp.org/www-community/attacks/CSV_Injection
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A text cell a spreadsheet shows as text, never runs as a formula."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 def _csv_row(rec: dict[str, Any]) -> dict[str, Any]:
+    return {k: csv_cell(v) for k, v in _csv_fields(rec).items()}
+
+
+def _csv_fields(rec: dict[str, Any]) -> dict[str, Any]:
     a, t = rec["analysis"] or {}, rec["theme"] or {}
     return {
         **{

@@ -6,13 +6,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy.exc import InterfaceError, OperationalError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
 from triage.db import store
 from triage.db.engine import transaction
+from triage.logs import get_logger
 from triage.sources import SOURCES
-from triage.sources.base import Source, SourceBuilder, SourceDeps, format_cursor
+from triage.sources.base import ItemIn, Source, SourceBuilder, SourceDeps, format_cursor
+
+log = get_logger("triage.ingest")
 
 
 @dataclass
@@ -71,12 +76,27 @@ def run(
     state.pop("done", None)
     stats.cursor = cursor
     for page in source.pages(cursor, since, state):
-        with transaction(sessions) as session:
-            counts = store.upsert_items(session, page.items)
-            new_cursor = page.cursor or cursor
-            store.set_cursor(session, cursor_name, new_cursor, page.state)
-            if advance_sync and new_cursor:
-                _advance(session, sync_cursor_name(source), cursor, new_cursor, whole=not since)
+        new_cursor = page.cursor or cursor
+
+        def advance(
+            session: Session,
+            page_state: dict[str, Any] = page.state,
+            start: str | None = cursor,
+            end: str | None = new_cursor,
+        ) -> None:
+            store.set_cursor(session, cursor_name, end, page_state)
+            if advance_sync and end:
+                _advance(session, sync_cursor_name(source), start, end, whole=not since)
+
+        try:
+            counts = _commit_page(sessions, page.items, advance)
+        except _Unstorable:
+            # One item the database refuses must not block the page: store the others one by one.
+            stored = [item for item in page.items if _store_one(sessions, item)]
+            page.skipped += len(page.items) - len(stored)
+            _commit_page(sessions, [], advance)
+            counts = {"new": len(stored), "updated": 0, "unchanged": 0}
+            page.items = stored
         cursor = new_cursor
         _count(stats, page.requests, len(page.items), page.skipped, counts)
         stats.cursor, stats.quota_remaining = cursor, page.quota_remaining
@@ -94,6 +114,42 @@ def run(
             )
     stats.seconds = time.monotonic() - started
     return stats
+
+
+class _Unstorable(Exception):
+    """The database refused a page's items (not the database being unreachable or full)."""
+
+
+def _refused(exc: StatementError) -> bool:
+    return not isinstance(exc, (OperationalError, InterfaceError))
+
+
+def _commit_page(
+    sessions: sessionmaker[Session], items: list[ItemIn], advance: Callable[[Session], None]
+) -> dict[str, int]:
+    """A page's items and the cursor it advances to, in one transaction."""
+    try:
+        with transaction(sessions) as session:
+            counts = store.upsert_items(session, items)
+            advance(session)
+    except StatementError as exc:
+        if _refused(exc):
+            raise _Unstorable from exc
+        raise
+    return counts
+
+
+def _store_one(sessions: sessionmaker[Session], item: ItemIn) -> bool:
+    try:
+        with transaction(sessions) as session:
+            store.upsert_items(session, [item])
+    except StatementError as exc:
+        if not _refused(exc):
+            raise
+        reason = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
+        log.warning("item not stored; skipped", item=item.key, reason=reason[:200])
+        return False
+    return True
 
 
 def _count(

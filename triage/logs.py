@@ -18,10 +18,15 @@ _TOKEN_PATTERNS = re.compile(
 )
 
 
+# Credentials in any URL (a base URL like http://user:secret@host/), as the database URL is masked.
+_URL_USERINFO = re.compile(r"(?<=://)[^/\s@'\"<>]+@")
+
+
 def redact(text: str) -> str:
     for secret in _SECRETS:
         if secret:
             text = text.replace(secret, "***")
+    text = _URL_USERINFO.sub("***@", text)
     return _TOKEN_PATTERNS.sub("***", text)
 
 

@@ -18,7 +18,10 @@ def parse_window(text: str) -> timedelta:
     m = _PATTERN.match(text or "")
     if not m or int(m.group(1)) == 0:
         raise ConfigError(f"invalid window '{text}': use a number and a unit, e.g. 12h, 1d, 7d, 2w")
-    return int(m.group(1)) * _UNITS[m.group(2).lower()]
+    try:
+        return int(m.group(1)) * _UNITS[m.group(2).lower()]
+    except OverflowError:
+        raise ConfigError(f"window '{text}' is too long: use a shorter one, e.g. 7d") from None
 
 
 def parse_instant(text: str) -> datetime:
@@ -67,4 +70,10 @@ class Window:
         length = parse_window(spec)
         now = until if until is not None else datetime.now(UTC).replace(tzinfo=None)
         end = align(now, length)
-        return cls(spec.strip().lower(), end - length, end)
+        try:
+            start = end - length
+        except OverflowError:
+            raise ConfigError(
+                f"window '{spec}' reaches back before the year 1: use a shorter one, e.g. 7d"
+            ) from None
+        return cls(spec.strip().lower(), start, end)

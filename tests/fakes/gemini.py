@@ -175,6 +175,11 @@ class FakeGemini(CachesMixin, BatchesMixin, FakeServer):
             resp = api_error(status, "INTERNAL", "An internal error has occurred.")
         self.add_fault(resp, path=path, times=times)
 
+    def truncate(self, times: int = 1, path: str = r":generateContent") -> None:
+        """The next `times` answers stop mid-body (a connection cut by a proxy): 200, half JSON."""
+        cut = '{"candidates": [{"content": {"parts": [{"text": "{\\"results'
+        self.add_fault(Response(200, cut), path=path, times=times)
+
     def expire_caches(self) -> None:
         with self._state_lock:
             self.caches.clear()

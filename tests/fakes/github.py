@@ -184,10 +184,14 @@ class FakeGitHub(FakeServer):
         with self._lock:
             self.requests.append(req)
             self.arrivals.append(time.time())
-        self.wait_on_holds(req)
-        resp = self._answer(req)
-        resp.headers = {**self._rate_headers(req), **resp.headers}
-        return resp
+        held = self.wait_on_holds(req)
+        try:
+            resp = self._answer(req)
+            resp.headers = {**self._rate_headers(req), **resp.headers}
+            return resp
+        finally:
+            for hold in held:
+                hold.served.set()
 
     def _answer(self, req: Request) -> Response:
         token = _token(req)

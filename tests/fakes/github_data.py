@@ -34,6 +34,9 @@ class Issue:
     comments: int = 0
     reactions: int = 0
     is_pr: bool = False
+    # The older answer shape (recorded from GitHub): a plain issue carries a `pull_request` whose
+    # URLs are null, and only `assignee`, no `assignees`.
+    old_shape: bool = False
 
 
 @dataclass
@@ -176,6 +179,9 @@ def issue_json(api: str, repo: Repo, issue: Issue) -> dict[str, Any]:
         "performed_via_github_app": None,
         "state_reason": issue.state_reason,
     }
+    if issue.old_shape:
+        body.pop("assignees")
+        body["pull_request"] = {k: None for k in ("url", "html_url", "diff_url", "patch_url")}
     if issue.is_pr:
         body["draft"] = False
         body["pull_request"] = {

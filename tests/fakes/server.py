@@ -71,15 +71,19 @@ class Hold:
         self.pattern, self.after = pattern, after
         self.reached = threading.Event()
         self.released = threading.Event()
+        # Set once the held request has been answered (acted on) after its release.
+        self.served = threading.Event()
 
-    def check(self, req: Request) -> None:
+    def check(self, req: Request) -> bool:
+        """Wait here if this is the request to hold; True when it was held."""
         if not self.pattern.search(req.path) or self.released.is_set():
-            return
+            return False
         if self.after > 0:
             self.after -= 1
-            return
+            return False
         self.reached.set()
         self.released.wait(timeout=60)
+        return True
 
     def release(self) -> None:
         self.released.set()
@@ -116,9 +120,8 @@ class FakeServer:
         self._holds.append(hold)
         return hold
 
-    def wait_on_holds(self, req: Request) -> None:
-        for hold in self._holds:
-            hold.check(req)
+    def wait_on_holds(self, req: Request) -> list[Hold]:
+        return [hold for hold in self._holds if hold.check(req)]
 
     def _take_fault(self, req: Request) -> Response | None:
         with self._lock:
@@ -133,7 +136,14 @@ class FakeServer:
     def dispatch(self, req: Request) -> Response:
         with self._lock:
             self.requests.append(req)
-        self.wait_on_holds(req)
+        held = self.wait_on_holds(req)
+        try:
+            return self._respond(req)
+        finally:
+            for hold in held:
+                hold.served.set()
+
+    def _respond(self, req: Request) -> Response:
         fault = self._take_fault(req)
         if fault is not None:
             return fault

@@ -105,6 +105,7 @@ class FakeSlack(FakeServer):
         self.fail_posts: dict[int, str] = {}  # n-th chat.postMessage call (1-based) -> error
         self.route("POST", r"/api/chat\.postMessage", self._post_message)
         self.route("POST", r"/api/auth\.test", self._auth_test)
+        self.route("POST", r"/api/conversations\.replies", self._replies)
         self.route("POST", r"/api/files\.getUploadURLExternal", self._upload_url)
         self.route("POST", r"/upload/v1/(?P<id>\w+)", self._upload_bytes)
         self.route("POST", r"/api/files\.completeUploadExternal", self._complete_upload)
@@ -159,6 +160,14 @@ class FakeSlack(FakeServer):
             return _error("invalid_auth")
         return None
 
+    def _authed_channel(
+        self, req: Request, args: dict[str, Any]
+    ) -> tuple[str | None, Response | None]:
+        """The token checked, then the channel the call names."""
+        if (denied := self._auth(req, args)) is not None:
+            return None, denied
+        return self._channel(args.get("channel"))
+
     def _channel(self, ref: str | None) -> tuple[str | None, Response | None]:
         name = (ref or "").lstrip("#")
         cid = (
@@ -187,9 +196,7 @@ class FakeSlack(FakeServer):
         if scheduled:
             return _error(scheduled)
         args = self.args(req)
-        if (denied := self._auth(req, args)) is not None:
-            return denied
-        cid, err = self._channel(args.get("channel"))
+        cid, err = self._authed_channel(req, args)
         if err is not None:
             return err
         blocks = args.get("blocks")
@@ -215,6 +222,31 @@ class FakeSlack(FakeServer):
         if thread_ts:
             message["thread_ts"] = thread_ts
         return _ok(channel=cid, ts=ts, message=message)
+
+    def _replies(self, req: Request, _m: Any) -> Response:
+        """conversations.replies: the parent then its replies, oldest first; metadata only when
+        include_all_metadata is set, as Slack does."""
+        args = self.args(req)
+        cid, err = self._authed_channel(req, args)
+        if err is not None:
+            return err
+        ts = str(args.get("ts") or "")
+        with self._lock:
+            thread = [m for m in self.messages if m.channel == cid and ts in (m.ts, m.thread_ts)]
+        if not thread:
+            return _error("thread_not_found")
+        with_meta = str(args.get("include_all_metadata")).lower() in ("1", "true")
+        out = []
+        for m in thread:
+            message: dict[str, Any] = {"type": "message", "text": m.text, "ts": m.ts}
+            message.update({"bot_id": "B0FAKE0001", "thread_ts": m.thread_ts or m.ts})
+            meta = m.args.get("metadata")
+            if isinstance(meta, str):
+                meta = json.loads(meta)
+            if with_meta and meta:
+                message["metadata"] = meta
+            out.append(message)
+        return _ok(messages=out, has_more=False)
 
     def _auth_test(self, req: Request, _m: Any) -> Response:
         if (denied := self._auth(req, self.args(req))) is not None:

@@ -97,8 +97,12 @@ class GitHubClient:
 
     # -- the one retry loop ---------------------------------------------------------------
     def call(self, fn: Callable[[], T], what: str) -> T:
-        """Run one PyGithub call with timeouts, bounded retries and rate-limit waits."""
-        attempt = 0
+        """Run one PyGithub call with timeouts, bounded retries and rate-limit waits.
+
+        Every wait of one call counts against `max_rate_limit_wait` as a total: a limit that
+        lasts longer stops the run (resumable) rather than waiting past the cap.
+        """
+        attempt, waited = 0, 0.0
         while True:
             self._wait_for_reset(what)
             self.requests += 1
@@ -118,8 +122,11 @@ class GitHubClient:
             attempt += 1
             if attempt > self.policy.max_retries:
                 raise self._gave_up(what, reason, unreachable)
+            if waited + wait > self.policy.max_rate_limit_wait:
+                raise self._waited_too_long(what, reason, waited)
             log.warning("github retry", what=what, reason=reason, wait=round(wait, 2))
             self._sleep(wait)
+            waited += wait
 
     def get(self, url: str, params: dict[str, Any] | None, what: str) -> ListPage:
         """GET a JSON list (relative path or an absolute Link URL)."""
@@ -177,6 +184,13 @@ class GitHubClient:
         return SourceError(
             f"GitHub API kept failing for {what} ({reason}) after {tries};"
             " progress so far is saved, re-run later to continue"
+        )
+
+    def _waited_too_long(self, what: str, reason: str, waited: float) -> QuotaExhausted:
+        return QuotaExhausted(
+            f"GitHub kept refusing {what} ({reason}) after {waited:.0f}s of waiting; the next"
+            f" wait would pass [github] max_rate_limit_wait ({self.policy.max_rate_limit_wait:g}s"
+            " in total); progress is saved, re-run later to continue"
         )
 
     def _primary_wait(self, reset: float, what: str) -> float:

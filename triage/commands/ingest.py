@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -12,12 +13,14 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 
 from triage import ingest
 from triage.commands.common import console, err_console, runtime
+from triage.commands.failures import explain
 from triage.context import Context
 from triage.errors import ConfigError, Interrupted, TriageError
 from triage.ingest import RunStats
 from triage.sources import github_sources, stackexchange_sources
 from triage.sources.base import Source, to_utc
 
+_REPO_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 backfill_app = typer.Typer(help="One-off, resumable import of history.", no_args_is_help=True)
 
 SinceOpt = Annotated[
@@ -120,8 +123,10 @@ def backfill_github(
 ) -> None:
     """Import a repository's issues (oldest change first); resumable."""
     owner, _, name = repo.partition("/")
-    if not owner or not name or "/" in name or "*" in repo:
-        raise ConfigError(f"expected OWNER/REPO, got {repo!r}")
+    if not _REPO_NAME.fullmatch(owner) or not _REPO_NAME.fullmatch(name):
+        raise ConfigError(
+            f"expected OWNER/REPO, got {repo!r} (letters, digits, '.', '-' and '_' only)"
+        )
     start = parse_since(since)
     tctx = runtime(ctx).context()
     for source in github_sources(tctx, [repo]):
@@ -187,6 +192,8 @@ def sync_sources(tctx: Context, only: str | None = None) -> list[RunStats]:
                 raise
             except TriageError as exc:
                 failures.append((source.name, exc))
+            except Exception as exc:  # one failing source never stops the others
+                failures.append((source.name, _unexpected(tctx, exc)))
     if failures:
         raise _failed(failures)
     if not seen:
@@ -195,6 +202,14 @@ def sync_sources(tctx: Context, only: str | None = None) -> list[RunStats]:
             + (f" matching {only!r}" if only else "")
         )
     return results
+
+
+def _unexpected(tctx: Context, exc: Exception) -> TriageError:
+    known = explain(exc, tctx.config.database.url)
+    if known is not None:
+        return known
+    first = (str(exc).splitlines() or [""])[0][:200]
+    return TriageError(f"unexpected {type(exc).__name__}: {first} (re-run with --debug)")
 
 
 def _failed(failures: list[tuple[str, TriageError]]) -> TriageError:

@@ -29,6 +29,8 @@ class Progress:
     total: int = 0
     channel: str | None = None
     ts: str | None = None
+    # The part being posted: recorded before it is sent, cleared once Slack confirmed it.
+    pending: int | None = None
 
     @property
     def complete(self) -> bool:
@@ -50,6 +52,7 @@ class Progress:
             total=int(data.get("total") or 0),
             channel=data.get("channel"),
             ts=data.get("ts"),
+            pending=data.get("pending"),
         )
 
 

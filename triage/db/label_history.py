@@ -18,6 +18,9 @@ from triage.db.schema import Analysis, Item, LabelCorrection, LabelWrite
 from triage.db.store import utcnow
 
 APPLIED, FAILED, SKIPPED = "applied", "failed", "skipped"
+# Recorded before the POST is sent: a crash before `applied` is recorded leaves this, and the
+# next run checks the labels before writing again (its own label, not a human's).
+INTENDED = "intended"
 
 
 def _dialect(session: Session) -> Any:

@@ -247,7 +247,7 @@ class LabelWrite(Base):
     label: Mapped[str] = mapped_column(String(200))
     confidence: Mapped[float] = mapped_column(Float)
     analysis_id: Mapped[int | None] = mapped_column(ForeignKey("analyses.id"))
-    status: Mapped[str] = mapped_column(String(20))  # applied | skipped | failed
+    status: Mapped[str] = mapped_column(String(20))  # intended | applied | skipped | failed
     reason: Mapped[str | None] = mapped_column(Text)
     written_at: Mapped[datetime] = mapped_column(DateTime)
     # The updated_at (GitHub's clock) when the label was written: a later copy that is

@@ -6,6 +6,7 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 from triage.digest import Digest, ItemRef, ThemeEntry
+from triage.plain_text import strip_invisible
 
 SOURCE_NAMES = {"github": "GitHub", "stackexchange": "Stack Overflow"}
 # Long untrusted fields are shortened visibly ("…"); the full text is one click away.
@@ -14,7 +15,8 @@ MAX_REASON = 400
 
 
 def shorten(text: str, limit: int) -> str:
-    text = " ".join((text or "").split())
+    """One line of untrusted text, without invisible or reordering characters, at most `limit`."""
+    text = " ".join(strip_invisible(text or "").split())
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 

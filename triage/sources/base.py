@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from triage.config import Config, Secrets
+from triage.sources.storable import make_storable
 
 if TYPE_CHECKING:
     from triage.clients.github import GitHubClient
@@ -30,7 +31,9 @@ def parse_cursor(value: str) -> datetime:
 
 def content_hash(title: str, body: str) -> str:
     """Hash of the text analysis depends on; unchanged text is never analysed twice."""
-    return hashlib.sha256(f"{title}\n\x1e\n{body}".encode()).hexdigest()
+    # surrogatepass: a hash never fails, even for text that did not come through ItemIn.
+    text = f"{title}\n\x1e\n{body}"
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def to_utc(value: datetime) -> datetime:
@@ -69,6 +72,18 @@ class ItemIn(BaseModel):
     updated_at: datetime
     closed_at: datetime | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        """Every string storable in every database; what was changed is noted in `extra`."""
+        if not isinstance(data, dict):
+            return data
+        changed: list[str] = []
+        clean = {k: make_storable(v, k, changed) for k, v in data.items()}
+        if changed:
+            clean["extra"] = {**(clean.get("extra") or {}), "sanitized": changed}
+        return clean
 
     @field_validator("created_at", "updated_at", "closed_at")
     @classmethod

@@ -7,6 +7,7 @@ requester directly (see triage/clients/github.py).
 
 from __future__ import annotations
 
+import re
 from array import array
 from collections.abc import Generator, Iterator
 from datetime import UTC, datetime
@@ -42,6 +43,20 @@ def _cursor(value: str) -> str:
     return format_cursor(to_utc(datetime.fromisoformat(value)))
 
 
+def is_pull_request(raw: dict[str, Any]) -> bool:
+    """Older answers carry `"pull_request": {"html_url": null, ...}` on plain issues too."""
+    pull = raw.get("pull_request")
+    return isinstance(pull, dict) and any(pull.get(k) for k in ("url", "html_url"))
+
+
+def _assignees(raw: dict[str, Any]) -> list[str]:
+    """`assignees`, or the older answers' single `assignee` when the list is absent."""
+    people = raw.get("assignees")
+    if people is None:
+        people = [raw["assignee"]] if raw.get("assignee") else []
+    return [a["login"] for a in people if a and a.get("login")]
+
+
 def to_item(repo: str, raw: dict[str, Any]) -> ItemIn:
     """Map one issue of the listing onto ItemIn; what has no column goes to `extra`."""
     milestone = raw.get("milestone") or {}
@@ -56,7 +71,7 @@ def to_item(repo: str, raw: dict[str, Any]) -> ItemIn:
         extra["reactions"] = breakdown
     if (raw.get("type") or {}).get("name"):
         extra["type"] = raw["type"]["name"]
-    pull = raw.get("pull_request")
+    pull = raw.get("pull_request") if is_pull_request(raw) else None
     if pull is not None:
         extra["draft"] = bool(raw.get("draft"))
         extra["merged_at"] = pull.get("merged_at")
@@ -72,7 +87,7 @@ def to_item(repo: str, raw: dict[str, Any]) -> ItemIn:
         state_reason=raw.get("state_reason"),
         author=(raw.get("user") or {}).get("login"),
         labels=[label["name"] for label in raw.get("labels") or []],
-        assignees=[a["login"] for a in raw.get("assignees") or []],
+        assignees=_assignees(raw),
         milestone=milestone.get("title"),
         is_pull_request=pull is not None,
         comments=raw.get("comments") or 0,
@@ -154,10 +169,19 @@ class GitHubSource:
     ) -> Page:
         items, skipped = [], 0
         for raw in data:
-            if "pull_request" in raw and not self.include_pull_requests:
+            if is_pull_request(raw) and not self.include_pull_requests:
                 skipped += 1
                 continue
-            items.append(to_item(self.repo, raw))
+            try:
+                items.append(to_item(self.repo, raw))
+            except (KeyError, TypeError, ValueError) as exc:  # one odd issue never blocks a page
+                log.warning(
+                    "issue not stored; skipped",
+                    repo=self.repo,
+                    number=raw.get("number"),
+                    reason=f"{type(exc).__name__}: {str(exc)[:120]}",
+                )
+                skipped += 1
         cursor = _cursor(data[-1]["updated_at"]) if data else start
         return Page(items, cursor, requests=requests, quota_remaining=quota, skipped=skipped)
 
@@ -173,10 +197,17 @@ def repo_error(exc: GithubException, repo: str) -> SourceError:
     return SourceError(f"GitHub refused the issues of {repo}: {exc.status} {error_message(exc)}")
 
 
+# GitHub's own rules for owner and repository names; anything else would go into the API path
+# unescaped (`acme/app?x=`, `acme/app#1`) and come back as an answer we would retry.
+_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+
+
 def _split(spec: str) -> tuple[str, str]:
     owner, _, name = spec.strip().partition("/")
-    if not owner or not name or "/" in name:
-        raise ConfigError(f"[github] repos: expected OWNER/REPO or OWNER/*, got {spec!r}")
+    if not _NAME.fullmatch(owner) or not (name == "*" or _NAME.fullmatch(name)):
+        raise ConfigError(
+            f"expected OWNER/REPO or OWNER/* (letters, digits, '.', '-', '_'), got {spec!r}"
+        )
     return owner, name
 
 

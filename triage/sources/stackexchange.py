@@ -8,12 +8,13 @@ bounds creation dates and serves `backfill --since` only.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 from triage.clients.stackexchange import StackExchangeClient, next_allowed, note_backoff, probe
-from triage.errors import ConfigError, QuotaExhausted
+from triage.errors import ConfigError, QuotaExhausted, SourceError
 from triage.sources.base import (
     CheckDeps,
     ItemIn,
@@ -173,11 +174,23 @@ class StackExchangeSource:
             note_backoff(self.client.api_url, METHOD, float(until))
 
     def _check_bodies(self, raw: list[dict[str, Any]]) -> None:
-        if not any("body" in q for q in raw):
-            raise ConfigError(
-                f"[stackexchange] filter {self.filter!r} leaves out question bodies;"
-                " use 'withbody' or a custom filter that includes question.body"
+        if not raw or any("body" in q for q in raw):
+            return
+        if self.filter == "withbody":  # the filter carries bodies: the answer did not honour it
+            raise SourceError(
+                f"{self.client.api_url} answered without question bodies although filter"
+                " 'withbody' (which carries question.body) was asked for: check [stackexchange]"
+                " api_url points at the API itself, not a proxy that drops the query"
             )
+        raise ConfigError(
+            f"[stackexchange] filter {self.filter!r} leaves out question bodies;"
+            " use 'withbody' or a custom filter that includes question.body"
+        )
+
+
+# Tag and site names as Stack Exchange spells them; anything else would go into the query as is.
+_TAG = re.compile(r"[a-z0-9+#.\-]{1,35}")
+_SITE = re.compile(r"[a-z0-9.\-]{1,80}")
 
 
 def site_name(value: str) -> str:
@@ -194,11 +207,20 @@ def make_sources(deps: SourceDeps, tags: list[str], site: str) -> list[Source]:
     site = site_name(site)
     if not site:
         raise ConfigError("[stackexchange] site is empty; set it, e.g. site = 'stackoverflow'")
+    if not _SITE.fullmatch(site):
+        raise ConfigError(
+            f"Stack Exchange site {site!r} is not a site name: e.g. stackoverflow, superuser"
+        )
     client = deps.stackexchange
     clean = [t.strip() for t in tags if t.strip()]
     for tag in clean:
         if ";" in tag or " " in tag:
             raise ConfigError(f"Stack Exchange tag {tag!r} must be a single tag (no ';' or spaces)")
+        if not _TAG.fullmatch(tag):
+            raise ConfigError(
+                f"Stack Exchange tag {tag!r} is not a tag name: lower-case letters, digits"
+                " and + # - . only, e.g. google-gemini"
+            )
     return [StackExchangeSource(client, site, tag) for tag in dict.fromkeys(clean)]
 
 

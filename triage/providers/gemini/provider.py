@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import json
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -28,6 +29,7 @@ from triage.providers.calls import CallFailed, CallRecord, Reply
 from triage.providers.gemini import batch as batch_api
 from triage.providers.gemini import embeddings
 from triage.providers.gemini.replies import reply_from
+from triage.providers.gemini.transport import CALL_ERRORS
 from triage.providers.packing import estimate_tokens
 from triage.providers.repair import classify_batches
 
@@ -198,7 +200,7 @@ class GeminiProvider:
         started = time.monotonic()
         try:
             response = self._generate(user, config)
-        except (genai_errors.APIError, httpx.HTTPError) as exc:
+        except CALL_ERRORS as exc:
             if config.cached_content and self._is_cache_error(exc):
                 raise _CacheUnusable(describe(exc)) from None
             record.latency_ms = int((time.monotonic() - started) * 1000)
@@ -210,6 +212,15 @@ class GeminiProvider:
         return reply
 
     def _generate(self, user: str, config: types.GenerateContentConfig) -> Any:
+        """One call; a truncated answer body is asked for again, like a 5xx the client retries."""
+        for _ in range(self.cfg.max_retries):
+            try:
+                return self._generate_once(user, config)
+            except json.JSONDecodeError as exc:
+                log.warning("truncated answer from Gemini; asking again", error=str(exc)[:80])
+        return self._generate_once(user, config)
+
+    def _generate_once(self, user: str, config: types.GenerateContentConfig) -> Any:
         """One call; the client retries 429/5xx, and a 429 naming its wait gets one more try."""
         try:
             return self.client.models.generate_content(
@@ -248,6 +259,13 @@ class GeminiProvider:
                 )
             if exc.code < 500:
                 return CallFailed(f"Gemini refused the request: {record.error}", record)
+        elif isinstance(exc, json.JSONDecodeError):
+            record.error = "truncated answer (cut-off JSON body), retried"
+        elif "Timeout" in type(exc).__name__:
+            record.error = (
+                f"no answer within [llm.gemini] timeout ({self.cfg.timeout:g}s): raise it, or"
+                " re-run later"
+            )
         else:
             record.error = f"network error: {type(exc).__name__}"
         self._failed_calls += 1

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, create_model
 
 from triage.config import LLMConfig
+from triage.plain_text import normalized
 from triage.providers.base import Example, ItemText, Taxonomy
 from triage.providers.packing import cap_body, cap_title, estimate_tokens, pack
 
@@ -30,8 +31,15 @@ def _template(name: str) -> Template:
 
 
 def neutralize(text: str) -> str:
-    """Break delimiter look-alikes so untrusted text cannot close its own item."""
-    return text.replace("<<<", "<< <").replace(">>>", "> >>")
+    """Break delimiter look-alikes so untrusted text cannot close its own item.
+
+    Normalised first (fullwidth and zero-width-split markers become plain ones), then broken
+    until no run of three remains (`<<<<<` is broken more than once).
+    """
+    text = normalized(text)
+    while "<<<" in text or ">>>" in text:
+        text = text.replace("<<<", "<< <").replace(">>>", "> >>")
+    return text
 
 
 def _categories(taxonomy: Taxonomy) -> str:

@@ -184,9 +184,14 @@ def apply(
 
 
 def _fail(
-    ctx: Context, issue: PlannedIssue, labels: list[str], why: str, result: ApplyResult
+    ctx: Context,
+    issue: PlannedIssue,
+    labels: list[str],
+    why: str,
+    result: ApplyResult,
+    status: str = history.FAILED,
 ) -> None:
-    _record(ctx, issue, labels, history.FAILED, why)
+    _record(ctx, issue, labels, status, why)
     result.failed += [(issue.key, label, why) for label in labels]
     if why not in result.errors:
         result.errors.append(why)
@@ -234,21 +239,30 @@ def _write(
     result: ApplyResult,
 ) -> None:
     what = f"labelling {repo.full_name}#{issue.number}"
+    missing: list[str] = []
     try:
         live = _call(client, lambda: repo.get_issue(issue.number), what)
         allow = {label.lower() for label in ctx.config.labels.allowlist()}
-        human = sorted({x.name.lower() for x in live.labels} & allow - set(issue.kept))
+        on_issue = {x.name.lower() for x in live.labels}
+        human = sorted(on_issue & allow - set(issue.kept) - set(issue.intended))
         if human:  # triaged by hand since the last sync: never touch it
             why = f"labelled by a human since the last sync ({', '.join(human)})"
             log.info("issue left alone", item=issue.key, reason=why)
             result.skipped += [(issue.key, label, why) for label in labels]
             _record(ctx, issue, labels, history.SKIPPED, why)
             return
-        _call(client, lambda: live.add_to_labels(*labels), what)
+        # A label a stopped run meant to write and that is there was written by it: not again.
+        missing = [label for label in labels if label.lower() not in on_issue]
+        if missing:
+            _record(ctx, issue, missing, history.INTENDED, None)  # before the write goes out
+            _call(client, lambda: live.add_to_labels(*missing), what)
     except (GithubException, TriageError, requests.RequestException) as exc:
         why = describe(exc, what, repo.full_name)
         log.error("label write failed", item=issue.key, error=why)
-        _fail(ctx, issue, labels, why, result)
+        # GitHub said no: failed. No answer (timeout, connection lost): it may have landed, so
+        # the intent stays and the next run checks the issue first.
+        unsure = not isinstance(exc, GithubException) and missing
+        _fail(ctx, issue, labels, why, result, history.INTENDED if unsure else history.FAILED)
         return
     _record(ctx, issue, labels, history.APPLIED, None)
     result.applied += [(issue.key, label) for label in labels]

@@ -31,6 +31,8 @@ class PlannedIssue:
     analysis_id: int
     item_updated_at: datetime
     kept: tuple[str, ...] = ()  # map labels it has (ours); any other one found later is a human's
+    # Labels a run meant to write and may have written before it stopped: ours, to confirm.
+    intended: tuple[str, ...] = ()
 
 
 @dataclass
@@ -111,9 +113,11 @@ def plan(ctx: Context) -> LabelPlan:
         corrected = history.corrected(s, keys)
     corrected |= {(key, label.lower()) for key, label in result.new_corrections}
     for item, analysis in pairs:
-        ours = {lbl for lbl, w in writes.get(item.key, {}).items() if w.status == history.APPLIED}
+        mine = writes.get(item.key, {})
+        ours = {lbl for lbl, w in mine.items() if w.status == history.APPLIED}
+        intended = {lbl for lbl, w in mine.items() if w.status == history.INTENDED and lbl in allow}
         current = {str(x).lower() for x in item.labels or []}
-        human = sorted(lbl for lbl in current if lbl in allow and lbl not in ours)
+        human = sorted(lbl for lbl in current if lbl in allow and lbl not in ours | intended)
         if human:
             result.held["labelled by a human"] += 1
             continue
@@ -123,8 +127,10 @@ def plan(ctx: Context) -> LabelPlan:
             continue
         wanted = [str(x) for x in analysis.labels or []]
         wanted += cfg.map.get(analysis.category or "", [])
-        add: list[str] = []
+        add: list[str] = [allow[label] for label in sorted(intended)]  # confirmed or written
         for label in dict.fromkeys(w.lower() for w in wanted):
+            if label in intended:
+                continue
             if label not in allow:
                 result.held["label not in [labels] map"] += 1
             elif label in current or label in ours:
@@ -150,6 +156,7 @@ def plan(ctx: Context) -> LabelPlan:
                     analysis_id=analysis.id,
                     item_updated_at=item.updated_at,
                     kept=tuple(sorted(lbl for lbl in current if lbl in allow)),
+                    intended=tuple(sorted(intended)),
                 )
             )
     return result

@@ -13,7 +13,7 @@ from triage.digest import Digest
 from triage.errors import DeliveryError
 from triage.sinks.base import Echo, Options, Outcome
 from triage.sinks.slack.blocks import Message, build_messages
-from triage.sinks.slack.post import post_bot, post_webhook, upload_chart
+from triage.sinks.slack.post import parts_in_thread, post_bot, post_webhook, upload_chart
 
 SINK = "slack"
 
@@ -54,6 +54,8 @@ def deliver(
         owned = True
     elif not force and old.sent > 0:  # a run stopped half-way: continue its thread
         progress = Progress(sent=old.sent, total=len(messages), channel=old.channel, ts=old.ts)
+        if old.pending is not None and t.kind == "bot":
+            _confirm_pending(ctx, d, progress)
     elif not force and claimed_at and utcnow() - claimed_at < deliveries.STALE_CLAIM:
         return Outcome("skipped", f"another run is delivering this window to {t.name}")
     elif not force:  # a claim whose run died before posting anything: take it over
@@ -67,15 +69,41 @@ def deliver_with(ctx: Context, d: Digest, options: Options) -> Outcome:
     return deliver(ctx, d, force=options.force, dry_run=options.dry_run, echo=options.echo)
 
 
+def _part(d: Digest, i: int) -> dict[str, object]:
+    return {"window": _window(d), "part": i}
+
+
+def _window(d: Digest) -> str:
+    return f"{d.start:%Y-%m-%dT%H:%M}/{d.end:%Y-%m-%dT%H:%M}"
+
+
+def _confirm_pending(ctx: Context, d: Digest, progress: Progress) -> None:
+    """A run stopped while a part was in flight: count the parts Slack shows in the thread."""
+    if progress.channel is None or progress.ts is None:
+        return
+    try:
+        there = parts_in_thread(ctx.slack, progress.channel, progress.ts, _window(d))
+    except DeliveryError as exc:
+        raise DeliveryError(
+            f"a run stopped while posting part {progress.sent + 1}, and the thread cannot be"
+            f" checked for it ({exc}): give the Slack app the channels:history scope"
+            " (groups:history for a private channel), or pass --force to post the digest again"
+        ) from None
+    while progress.sent in there:
+        progress.sent += 1
+
+
 def _post_all(
     ctx: Context, d: Digest, t: Target, messages: list[Message], progress: Progress, owned: bool
 ) -> Outcome:
     start, posted = progress.sent, 0
     for i in range(start, len(messages)):
+        progress.pending = i  # recorded before the part goes out
+        deliveries.save(ctx.sessions, SINK, t.name, d.start, d.end, progress.dump())
         try:
             if t.kind == "bot":
                 where = progress.channel or t.name
-                channel, ts = post_bot(ctx.slack, where, messages[i], progress.ts)
+                channel, ts = post_bot(ctx.slack, where, messages[i], progress.ts, _part(d, i))
                 if progress.ts is None:
                     progress.channel, progress.ts = channel, ts
             else:
@@ -90,7 +118,7 @@ def _post_all(
                 ) from None
             raise
         posted += 1
-        progress.sent = i + 1
+        progress.sent, progress.pending = i + 1, None
         deliveries.save(ctx.sessions, SINK, t.name, d.start, d.end, progress.dump())
     detail = f"posted {posted} message(s) to {t.name}"
     if start:

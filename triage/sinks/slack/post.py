@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.error import URLError
 
 from slack_sdk.errors import SlackClientError
@@ -13,11 +14,20 @@ from triage.sinks import chart
 from triage.sinks.slack.blocks import Message
 from triage.sinks.slack.errors import api_error, webhook_error
 
+# Each part carries which digest and part it is, so a run that stopped while posting can ask
+# the thread what arrived (https://docs.slack.dev/messaging/message-metadata).
+PART_EVENT = "triage_digest_part"
+
 
 def post_bot(
-    slack: SlackClients, channel: str, msg: Message, thread_ts: str | None
+    slack: SlackClients,
+    channel: str,
+    msg: Message,
+    thread_ts: str | None,
+    part: dict[str, Any] | None = None,
 ) -> tuple[str, str]:
     """Post as the bot; returns the channel id and message ts a thread continues from."""
+    metadata = {"event_type": PART_EVENT, "event_payload": part} if part else None
     try:
         resp = slack.web.chat_postMessage(
             channel=channel,
@@ -26,10 +36,32 @@ def post_bot(
             thread_ts=thread_ts,
             unfurl_links=False,
             unfurl_media=False,
+            metadata=metadata,
         )
     except (SlackClientError, URLError, OSError) as exc:
         raise api_error(exc, channel, "chat.postMessage") from None
     return str(resp.get("channel") or channel), str(resp.get("ts") or "")
+
+
+def parts_in_thread(slack: SlackClients, channel: str, ts: str, window: str) -> set[int]:
+    """The digest parts of `window` already in the thread (conversations.replies)."""
+    found: set[int] = set()
+    cursor: str | None = None
+    while True:
+        try:
+            resp = slack.web.conversations_replies(
+                channel=channel, ts=ts, include_all_metadata=True, limit=200, cursor=cursor
+            )
+        except (SlackClientError, URLError, OSError) as exc:
+            raise api_error(exc, channel, "conversations.replies") from None
+        for message in resp.get("messages") or []:
+            meta = message.get("metadata") or {}
+            payload = meta.get("event_payload") or {}
+            if meta.get("event_type") == PART_EVENT and payload.get("window") == window:
+                found.add(int(payload.get("part", -1)))
+        cursor = (resp.get("response_metadata") or {}).get("next_cursor") or None
+        if not cursor:
+            return found
 
 
 def post_webhook(slack: SlackClients, msg: Message) -> None:
