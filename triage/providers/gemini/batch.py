@@ -17,7 +17,9 @@ from google.genai import types
 
 from triage.providers.base import ItemText
 from triage.providers.calls import CallFailed, Reply
-from triage.providers.gemini.provider import GeminiProvider, reply_from
+from triage.errors import ProviderError
+from triage.providers.gemini.provider import GeminiProvider
+from triage.providers.gemini.replies import reply_from
 
 # Inlined jobs must stay under 20 MB; keep a margin for JSON escaping and the envelope.
 MAX_JOB_BYTES = 19_000_000
@@ -100,7 +102,13 @@ def create_job(p: GeminiProvider, requests: Sequence[Request], display_name: str
         )
     except (genai_errors.APIError, httpx.HTTPError) as exc:
         raise _api(p, exc) from None
-    return JobStatus(job.name or "", _state(job), _state(job) in DONE_STATES)
+    if not job.name:
+        # Nothing could ever poll it: the caller records the job as failed and frees its items.
+        raise ProviderError(
+            f"the Gemini Batch API created job {display_name!r} without a name"
+            f" (state {_state(job)}); its items are pending again, re-run `triage analyze`"
+        )
+    return JobStatus(job.name, _state(job), _state(job) in DONE_STATES)
 
 
 def find_jobs(p: GeminiProvider, display_name: str) -> list[JobStatus]:
@@ -112,7 +120,7 @@ def find_jobs(p: GeminiProvider, display_name: str) -> list[JobStatus]:
     return [
         JobStatus(j.name or "", _state(j), _state(j) in DONE_STATES)
         for j in jobs
-        if j.display_name == display_name
+        if j.display_name == display_name and j.name  # a nameless job cannot be polled
     ]
 
 
