@@ -8,7 +8,7 @@ run keeps everything done so far and the next run picks up the rest.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -23,10 +23,11 @@ from triage.db.llm_calls import Budget, record_calls
 from triage.db.schema import Analysis, BatchJob, Item
 from triage.db.store import utcnow
 from triage.errors import BudgetExhausted
-from triage.providers import prompts, spec_for
+from triage.providers import concurrency_for, prompts, spec_for
 from triage.providers.base import Classifier, ClassifyOutcome, Example, ItemText, Taxonomy, end_run
 from triage.providers.calls import CallRecord
 from triage.providers.packing import estimate_tokens
+from triage.providers.parallel import run_bounded
 
 OUTPUT_TOKENS_PER_ITEM = 80  # what one answer object costs, for budget estimates
 EXAMPLE_SCAN = 5000  # newest items per pass searched for few-shot examples
@@ -46,6 +47,7 @@ class RunStats:
     input_tokens: int = 0
     cached_tokens: int = 0
     output_tokens: int = 0
+    thinking_tokens: int = 0  # of output_tokens
     cost_usd: float = 0.0
     dropped: int = 0  # labels/priorities outside the allowlist, removed before storing
     stopped: str | None = None  # why the run ended early (quota, repeated failures)
@@ -65,6 +67,7 @@ class RunStats:
             self.input_tokens += call.input_tokens
             self.cached_tokens += call.cached_tokens
             self.output_tokens += call.output_tokens
+            self.thinking_tokens += call.thinking_tokens
             self.cost_usd += call.cost_usd
 
 
@@ -285,36 +288,48 @@ def run(
     stats.planned = len(texts)
     prefix = estimate_tokens(prompts.system_instruction(taxonomy, examples))
     llm = config.llm
-    batches = prompts.pack_for(texts, taxonomy, examples, llm)
-    left = len(texts)
-    try:
-        queue = list(batches)
-        while queue:
+    queue = prompts.pack_for(texts, taxonomy, examples, llm)
+    reserved: dict[int, int] = {}  # id(head) -> its estimate, counted as spent while in flight
+    over_budget = False
+
+    def heads() -> Iterator[list[ItemText]]:
+        """The next batch that fits the budget, reserved; chosen only when a worker is free."""
+        nonlocal over_budget
+        while queue and not stats.stopped:
             batch = queue.pop(0)
             head = fit(batch, prefix, budget, llm.max_item_chars)
             if not head:
-                stats.exhausted = budget.exhausted(left)
-                pending = [t for b in [batch, *queue] for t in b]
-                stats.failed.update({t.key: "not sent: token budget reached" for t in pending})
-                break
+                queue.insert(0, batch)
+                over_budget = True
+                return
             if len(head) < len(batch):
                 queue.insert(0, batch[len(head) :])
-            outcome = provider.classify(head, taxonomy, examples)
+            reserved[id(head)] = estimate(head, prefix, llm.max_item_chars)
+            budget.add(reserved[id(head)])
+            yield head
+
+    def work(head: list[ItemText]) -> ClassifyOutcome:
+        return provider.classify(head, taxonomy, examples)
+
+    workers = concurrency_for(provider.name, llm.concurrency)
+    try:
+        # Each call's results are stored as it finishes, in this thread, one transaction each.
+        for head, outcome in run_bounded(heads(), work, workers):
             with transaction(ctx.sessions) as s:
                 store_outcome(s, outcome, {t.key: t.content_hash for t in head}, provider, taxonomy)
             stats.count(outcome)
-            budget.add(
-                sum(c.input_tokens + c.output_tokens for c in outcome.calls),
-                sum(c.cost_usd for c in outcome.calls),
-            )
-            left -= len(head)
+            used = sum(c.input_tokens + c.output_tokens for c in outcome.calls)
+            budget.add(used - reserved.pop(id(head)), sum(c.cost_usd for c in outcome.calls))
             if on_batch:
                 on_batch(stats)
-            if outcome.stop:
+            if outcome.stop and not stats.stopped:
                 stats.stopped = outcome.stop
-                for later in queue:
-                    stats.failed.update({t.key: f"not sent: {outcome.stop}" for t in later})
-                break
+        unsent = [t for b in queue for t in b]
+        if over_budget and not stats.stopped:
+            stats.exhausted = budget.exhausted(len(unsent))
+            stats.failed.update({t.key: "not sent: token budget reached" for t in unsent})
+        elif stats.stopped:
+            stats.failed.update({t.key: f"not sent: {stats.stopped}" for t in unsent})
     finally:
         end_run(provider)
     return stats

@@ -288,14 +288,23 @@ class GeminiProvider:
         except (genai_errors.APIError, httpx.HTTPError):
             return None
 
-    def model_notice(self, today: date | None = None) -> str | None:
-        """A warning about the configured model: shutting down, rerouted, unlisted, unknown."""
+    def model_notice(self, for_run: bool = False, today: date | None = None) -> str | None:
+        """A warning about the configured model: shutting down, rerouted, unlisted, unknown.
+
+        `for_run`: only what a run should say before it starts; a model the API does not list
+        fails its first call with a one-line error of its own (its replacement, close names).
+        """
+        names = self.listed_models()
+        unlisted = names is not None and self.model not in names
+        if for_run and unlisted:
+            return None
         notice = catalog.shutdown_notice(self.info, self.model, today or date.today())
         if notice:
             return notice
-        names = self.listed_models()
-        if names is not None and self.model not in names:
+        if unlisted:
             return f"Gemini model {self.model} is not among the models the API lists"
+        if for_run:
+            return None
         if self.info is None:
             return (
                 f"Gemini model {self.model} is not in triage's model catalog: prices come from"
