@@ -66,7 +66,7 @@ def thinking_problem(model: str, thinking: dict[str, Any] | None) -> str | None:
         low, high = spec.budget
         if int(budget) == 0 and low > 0:
             return "Budget 0 is invalid. This model only works in thinking mode."
-        if int(budget) != -1 and not (0 <= int(budget) <= high) or 0 < int(budget) < low:
+        if (int(budget) != -1 and not (0 <= int(budget) <= high)) or 0 < int(budget) < low:
             return f"The thinking budget ({budget}) is invalid."
     return None
 

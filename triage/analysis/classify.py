@@ -16,6 +16,7 @@ from sqlalchemy import and_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from triage.analysis import shots
 from triage.config import Config
 from triage.context import Context
 from triage.db.engine import transaction
@@ -136,13 +137,17 @@ def pending_items(
 
 
 def examples_for(session: Session, config: Config, scopes: Iterable[str]) -> list[Example]:
-    """Human-labelled items (labels that map to one category), the analysed scopes first."""
-    per = config.llm.few_shot_per_category
+    """Human-labelled items (labels that map to one category), the analysed scopes first.
+
+    `few_shot_per_category` per category at least; `shot_tokens` more of them, newest first
+    (see triage/analysis/shots.py).
+    """
+    llm = config.llm
+    per = llm.few_shot_per_category
     label_to_cat = {lb: cat for cat, labels in config.labels.map.items() for lb in labels}
-    if per == 0 or not label_to_cat:
+    if (per == 0 and llm.shot_tokens == 0) or not label_to_cat:
         return []
-    picked: dict[str, list[Example]] = {cat: [] for cat in config.taxonomy.categories}
-    wanted = {cat for cat in picked if config.labels.map.get(cat)}
+    wanted = [cat for cat in config.taxonomy.categories if config.labels.map.get(cat)]
     # The most recently updated labelled issues are examples enough; never scan a whole history.
     base = (
         select(Item.title, Item.body, Item.labels)
@@ -151,20 +156,22 @@ def examples_for(session: Session, config: Config, scopes: Iterable[str]) -> lis
         .limit(EXAMPLE_SCAN)
     )
     scope_list = sorted(set(scopes))
-    for stmt in (base.where(Item.scope.in_(scope_list)), base.where(Item.scope.not_in(scope_list))):
-        for title, body, labels in session.execute(stmt.execution_options(yield_per=500)):
-            cats = {label_to_cat[lb] for lb in labels or [] if lb in label_to_cat}
-            if len(cats) != 1:
-                continue  # unlabelled, or labels that disagree: not a clean example
-            cat = cats.pop()
-            if cat in wanted and len(picked[cat]) < per:
+
+    def candidates() -> Iterator[Example]:
+        for stmt in (
+            base.where(Item.scope.in_(scope_list)),
+            base.where(Item.scope.not_in(scope_list)),
+        ):
+            for title, body, labels in session.execute(stmt.execution_options(yield_per=500)):
+                cats = {label_to_cat[lb] for lb in labels or [] if lb in label_to_cat}
+                if len(cats) != 1:
+                    continue  # unlabelled, or labels that disagree: not a clean example
                 mapped = tuple(lb for lb in labels if lb in label_to_cat)
-                picked[cat].append(Example(title, body or "", cat, mapped))
-            if all(len(picked[c]) >= per for c in wanted):
-                break
-        if all(len(picked[c]) >= per for c in wanted):
-            break
-    return [ex for cat in picked for ex in picked[cat]] + counter_examples(session, per)
+                yield Example(title, body or "", cats.pop(), mapped)
+
+    allowlist = sorted(config.labels.allowlist())
+    chosen = shots.choose(candidates(), wanted, allowlist, per, llm.shot_tokens)
+    return chosen + counter_examples(session, max(per, 1))
 
 
 def counter_examples(session: Session, per: int) -> list[Example]:

@@ -15,9 +15,9 @@ import httpx
 from google.genai import errors as genai_errors
 from google.genai import types
 
+from triage.errors import ProviderError
 from triage.providers.base import ItemText
 from triage.providers.calls import CallFailed, Reply
-from triage.errors import ProviderError
 from triage.providers.gemini.provider import GeminiProvider
 from triage.providers.gemini.replies import reply_from
 
