@@ -141,3 +141,29 @@ def test_the_fake_runs_standalone() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"TRIAGE_LLM__GEMINI__THINKING": "lots"}, "llm.gemini.thinking"),
+        ({"TRIAGE_LLM__GEMINI__THINKING": "2048"}, "[llm.gemini] thinking = 2048"),
+        ({"TRIAGE_LLM__CONCURRENCY": "-1"}, "llm.concurrency"),
+        ({"TRIAGE_LLM__GEMINI__TOKENS_PER_MINUTE": "-5"}, "llm.gemini.tokens_per_minute"),
+    ],
+)
+def test_bad_thinking_concurrency_or_rate_is_one_line_naming_the_key(
+    project: Path, fake: FakeGemini, env: dict[str, str], named: str
+) -> None:
+    result = triage(project, "analyze", **env)
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert named in line
+    assert fake.generate_calls == 0
+
+
+def test_a_retired_model_is_one_line_naming_its_replacement(project: Path) -> None:
+    result = triage(project, "analyze", TRIAGE_LLM__GEMINI__MODEL="gemini-2.5-flash")
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert "gemini-2.5-flash was shut down" in line and "gemini-3.5-flash-lite" in line

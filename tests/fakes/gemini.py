@@ -146,6 +146,8 @@ class FakeGemini(CachesMixin, BatchesMixin, FakeServer):
         # observations
         self.usage: list[dict[str, Any]] = []  # usageMetadata of every generateContent answer
         self.generate_times: list[float] = []  # monotonic start of every generateContent
+        self.in_flight = self.max_in_flight = 0  # generateContent calls being answered at once
+        self.batch_nameless = False  # batchGenerateContent answers an operation without a name
         self.thinking_seen: list[dict[str, Any]] = []  # thinkingConfig of every request
 
     # -- switches ----------------------------------------------------------------------
@@ -295,7 +297,7 @@ class FakeGemini(CachesMixin, BatchesMixin, FakeServer):
             resp = self._model_missing(model, v)
             return resp.status, resp.body
         gen = body.get("generationConfig") or {}
-        thinking = gen.get("thinkingConfig") or {}
+        thinking = gemini_models.normal(gen.get("thinkingConfig"))
         with self._state_lock:
             self.generate_times.append(time.monotonic())
             self.thinking_seen.append(thinking)
@@ -308,8 +310,15 @@ class FakeGemini(CachesMixin, BatchesMixin, FakeServer):
         system = texts_of(body.get("systemInstruction"))
         user = "\n".join(texts_of(c) for c in body.get("contents") or [])
         items = len(ITEM_MARK.findall(user))
-        if self.latency:
-            time.sleep(self.latency * max(items, 1) / 100)
+        with self._state_lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.latency:
+                time.sleep(self.latency * max(items, 1) / 100)
+        finally:
+            with self._state_lock:
+                self.in_flight -= 1
         cached_tokens = 0
         prompt_tokens = count_tokens(system) + count_tokens(user)
         if body.get("cachedContent"):

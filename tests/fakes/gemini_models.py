@@ -50,10 +50,17 @@ DEFAULT_MODELS: dict[str, list[str]] = {
 THOUGHTS = {"MINIMAL": (8, 0), "LOW": (64, 4), "MEDIUM": (256, 24), "HIGH": (1024, 96)}
 
 
+def normal(thinking: dict[str, Any] | None) -> dict[str, Any]:
+    """camelCase keys: the API takes either spelling (google-genai sends snake_case here)."""
+    names = {"thinking_level": "thinkingLevel", "thinking_budget": "thinkingBudget"}
+    names["include_thoughts"] = "includeThoughts"
+    return {names.get(k, k): v for k, v in (thinking or {}).items()}
+
+
 def thinking_problem(model: str, thinking: dict[str, Any] | None) -> str | None:
     """The 400 message the real API gives for this thinkingConfig, or None when accepted."""
     spec = MODELS.get(model, FakeModel(FLASH))
-    thinking = thinking or {}
+    thinking = normal(thinking)
     level, budget = thinking.get("thinkingLevel"), thinking.get("thinkingBudget")
     if level is not None and budget is not None:
         return "You can only set only one of thinking budget and thinking level."
@@ -74,7 +81,7 @@ def thinking_problem(model: str, thinking: dict[str, Any] | None) -> str | None:
 def thoughts(model: str, thinking: dict[str, Any] | None, items: int) -> int:
     """thoughtsTokenCount for one answer of `items` items."""
     spec = MODELS.get(model, FakeModel(FLASH))
-    thinking = thinking or {}
+    thinking = normal(thinking)
     if spec.budget is not None:
         budget = int(thinking.get("thinkingBudget", -1))
         base, per = THOUGHTS["MEDIUM"]

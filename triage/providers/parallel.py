@@ -13,6 +13,7 @@ from typing import TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+_END = object()  # the end of the tasks (a task may be anything, even None)
 
 
 def run_bounded(
@@ -39,11 +40,11 @@ def run_bounded(
         try:
             while True:
                 while open_ and len(running) < concurrency:
-                    task = next(pending, None)
-                    if task is None or not may_start(task):
+                    nxt = next(pending, _END)
+                    if nxt is _END or not may_start(nxt):  # type: ignore[arg-type]
                         open_ = False
                         break
-                    running[pool.submit(work, task)] = task
+                    running[pool.submit(work, nxt)] = nxt  # type: ignore[arg-type,assignment]
                 if not running:
                     return
                 done, _ = wait(running, return_when=FIRST_COMPLETED)

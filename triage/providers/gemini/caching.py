@@ -8,27 +8,44 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import httpx
+from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
+from triage.config import GeminiConfig
 from triage.logs import get_logger
 from triage.providers.calls import CallRecord
 from triage.providers.gemini.client import describe
 from triage.providers.packing import estimate_tokens
 
-if TYPE_CHECKING:
-    from triage.providers.gemini.provider import GeminiProvider
-
 log = get_logger("triage.gemini")
+
+
+class CacheOwner(Protocol):
+    """What the caches take from the Gemini provider that owns them."""
+
+    cfg: GeminiConfig
+    model: str
+    prompt_version: str
+    min_cache_tokens: int
+
+    @property
+    def client(self) -> genai.Client: ...
+
+    def record(self, items: int, batch: bool = False) -> CallRecord: ...
+
+    def price(self, record: CallRecord) -> None: ...
+
+    def unknown_model(self) -> Exception: ...
 
 
 class ContextCaches:
     """prefix hash -> cachedContent name (None: too small, or refused) for one provider."""
 
-    def __init__(self, provider: GeminiProvider) -> None:
+    def __init__(self, provider: CacheOwner) -> None:
         self.p = provider
         self._names: dict[str, str | None] = {}
         self._lock = threading.Lock()
