@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from tests.fakes import gemini_models, keyword_model
+from tests.fakes.gemini_faults import FaultsMixin
 from tests.fakes.gemini_models import DEFAULT_MODELS
 from tests.fakes.gemini_store import (
     BatchesMixin,
@@ -102,7 +103,7 @@ def default_responder(prompt: Prompt, schema: Any) -> Any:
     return {} if schema else "OK"
 
 
-class FakeGemini(CachesMixin, BatchesMixin, FakeServer):
+class FakeGemini(FaultsMixin, CachesMixin, BatchesMixin, FakeServer):
     """`with FakeGemini() as fake:` then point google-genai at `fake.base_url`."""
 
     responders: ClassVar[dict[str, Responder]] = {"classify": classify_responder}
@@ -151,38 +152,6 @@ class FakeGemini(CachesMixin, BatchesMixin, FakeServer):
         self.thinking_seen: list[dict[str, Any]] = []  # thinkingConfig of every request
 
     # -- switches ----------------------------------------------------------------------
-    def fail(
-        self, status: int, times: int = 1, path: str = r":generateContent", retry_delay: str = "0s"
-    ) -> None:
-        """The next `times` matching requests get a real-shaped 429/500/503 error."""
-        if status == 429:
-            resp = api_error(
-                429,
-                "RESOURCE_EXHAUSTED",
-                "You exceeded your current quota, please check your plan and billing details.",
-                [
-                    {
-                        "@type": "type.googleapis.com/google.rpc.QuotaFailure",
-                        "violations": [
-                            {
-                                "quotaMetric": "generativelanguage.googleapis.com/"
-                                "generate_content_free_tier_requests",
-                                "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
-                            }
-                        ],
-                    },
-                    {
-                        "@type": "type.googleapis.com/google.rpc.RetryInfo",
-                        "retryDelay": retry_delay,
-                    },
-                ],
-            )
-        elif status == 503:
-            resp = api_error(503, "UNAVAILABLE", "The model is overloaded. Please try again later.")
-        else:
-            resp = api_error(status, "INTERNAL", "An internal error has occurred.")
-        self.add_fault(resp, path=path, times=times)
-
     def expire_caches(self) -> None:
         with self._state_lock:
             self.caches.clear()
@@ -363,24 +332,6 @@ class FakeGemini(CachesMixin, BatchesMixin, FakeServer):
             "responseId": uuid.uuid4().hex[:20],
         }
 
-    def _finish_fault(self, usage: dict[str, Any], version: str) -> dict[str, Any] | None:
-        """OTHER without content, or STOP with empty content, as recorded real answers show."""
-        with self._state_lock:
-            if self.finish_other_next > 0:
-                self.finish_other_next -= 1
-                cand: dict[str, Any] = {
-                    "finishReason": "OTHER",
-                    "finishMessage": "Model failed to generate content due to internal error.",
-                    "index": 0,
-                }
-            elif self.empty_content_next > 0:
-                self.empty_content_next -= 1
-                cand = {"content": {"role": "model"}, "finishReason": "STOP", "index": 0}
-            else:
-                return None
-        usage["totalTokenCount"] = usage["promptTokenCount"]
-        return {"candidates": [cand], "usageMetadata": usage, "modelVersion": version}
-
     def _answer_text(self, prompt: Prompt, schema: Any, gen: dict[str, Any]) -> str:
         with self._state_lock:
             if self.invalid_json_next > 0:
@@ -399,32 +350,6 @@ class FakeGemini(CachesMixin, BatchesMixin, FakeServer):
         if schema or gen.get("responseMimeType") == "application/json":
             return json.dumps(answer)
         return "```json\n" + json.dumps(answer, indent=2) + "\n```"
-
-    def _blocked(self, model: str, usage: dict[str, Any]) -> dict[str, Any]:
-        usage["totalTokenCount"] = usage["promptTokenCount"]
-        ratings = [
-            {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True},
-            {"category": "HARM_CATEGORY_HARASSMENT", "probability": "NEGLIGIBLE"},
-        ]
-        with self._state_lock:
-            self.usage.append(usage)
-        if self.safety_mode == "feedback":
-            return {
-                "candidates": [],
-                "promptFeedback": {"blockReasonMessage": "The prompt was blocked."},
-                "modelVersion": model,
-            }
-        if self.safety_mode == "prompt":
-            return {
-                "promptFeedback": {"blockReason": "SAFETY", "safetyRatings": ratings},
-                "usageMetadata": usage,
-                "modelVersion": model,
-            }
-        return {
-            "candidates": [{"finishReason": "SAFETY", "index": 0, "safetyRatings": ratings}],
-            "usageMetadata": usage,
-            "modelVersion": model,
-        }
 
     def _count_tokens(self, req: Request, m: re.Match[str]) -> Response:
         body = req.json() or {}
