@@ -6,15 +6,25 @@ reports, per run: generateContent calls per 1,000 items (target <= 10), prompt t
 item beyond the item's own text (target: <= 15% of it with caching on), output tokens per item
 and estimated cost. Token counts are the fake's (about four characters per token).
 
+Then Gemini as it is today (default model gemini-3.8-flash, prices from the model catalog):
+wall time for 2,000 items at `[llm] concurrency` 1, 4 and 8 against the fake answering a
+100-item call in `--latency` seconds (3 s), and the most requests seen in any minute against
+the configured requests_per_minute; prompt tokens per item (cached and not) and cost per 1,000
+items at 3 shots per category and at shot_tokens = 40,000; thinking tokens per item at each
+`[llm.gemini] thinking` setting (the fake's own thought counts, not Google's).
+
     python bench/llm_cost.py [--csv ../shared/data/nlbse24/issues_train.csv] [--limit N]
+        [--latency 3.0] [--skip-classic]
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
 import csv
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -54,6 +64,9 @@ class Figures:
     cost: float
     input_price: float
     cached_price: float
+    thinking: int = 0
+    seconds: float = 0.0
+    peak_rpm: int = 0
 
     def per_item(self, n: float) -> float:
         return n / self.items if self.items else 0.0
@@ -122,17 +135,29 @@ def own_tokens(items: list[Item], max_chars: int) -> int:
     return total
 
 
+def peak_per_minute(times: list[float]) -> int:
+    """The most requests that arrived within any 60 seconds."""
+    times = sorted(times)
+    return max((bisect.bisect_left(times, t + 60.0) - i for i, t in enumerate(times)), default=0)
+
+
 def run_once(
-    name: str, db_url: str, fake: FakeGemini, llm: dict[str, Any], examples: bool
+    name: str,
+    db_url: str,
+    fake: FakeGemini,
+    llm: dict[str, Any],
+    examples: bool,
+    latency: float = 0.0,
 ) -> Figures:
     fake.reset()
+    fake.latency = latency
     config = Config.model_validate(
         {
             "database": {"url": db_url},
             "llm": {
                 **llm,
                 "daily_token_budget": 0,
-                "few_shot_per_category": 3 if examples else 0,
+                "few_shot_per_category": llm.get("few_shot_per_category", 3 if examples else 0),
                 "gemini": {
                     "base_url": fake.base_url,
                     "retry_initial_delay": 0.0,
@@ -146,12 +171,13 @@ def run_once(
         s.execute(delete(Analysis))
         s.execute(delete(LLMCall))
     provider = GeminiProvider(config, DEFAULT_KEY)
+    started = time.perf_counter()
     stats = classify.run(ctx, provider)
+    seconds = time.perf_counter() - started
     with ctx.sessions() as s:
         items = list(s.scalars(select(Item)))
         calls = list(s.scalars(select(LLMCall)))
     gen = [c for c in calls if c.purpose == "classify"]
-    g = config.llm.gemini
     figures = Figures(
         name=name,
         items=stats.analysed + stats.reviews,
@@ -162,8 +188,11 @@ def run_once(
         own=own_tokens(items, config.llm.max_item_chars),
         cache_create=sum(c.input_tokens for c in calls if c.purpose == "cache"),
         cost=sum(c.cost_usd for c in calls),
-        input_price=g.input_price,
-        cached_price=g.cached_input_price,
+        input_price=provider.prices.input,
+        cached_price=provider.prices.cached_input,
+        thinking=sum(c.thinking_tokens for c in gen),
+        seconds=seconds,
+        peak_rpm=peak_per_minute(fake.generate_times),
     )
     ctx.close()
     return figures
@@ -183,10 +212,48 @@ def table(runs: list[Figures]) -> str:
     return "\n".join(lines)
 
 
+def today(db_url: str, fake: FakeGemini, latency: float) -> None:
+    """Concurrency, long-context shots and thinking on the default (catalog) model."""
+    rpm = Config().llm.gemini.requests_per_minute
+    print(f"\n2,000 items, fake latency {latency:g} s per 100-item call, configured RPM {rpm}")
+    print(f"{'concurrency':>12}{'calls':>8}{'wall s':>9}{'speed-up':>10}{'peak req/min':>14}")
+    base = 0.0
+    for n in (1, 4, 8):
+        f = run_once(f"c{n}", db_url, fake, {"concurrency": n}, True, latency)
+        base = base or f.seconds
+        print(f"{n:>12}{f.calls:>8}{f.seconds:>9.1f}{base / f.seconds:>9.2f}x{f.peak_rpm:>14}")
+        assert f.peak_rpm <= rpm, "more requests in a minute than configured"
+    print("\nshots (gemini-3.8-flash, catalog prices today; cache minimum 4,096 tokens)")
+    head = f"{'setting':>24}{'prompt/item':>13}{'cached/item':>13}{'uncached/item':>15}"
+    print(head + f"{'calls':>7}{'USD/1k items':>14}")
+    for label, llm in (
+        ("3 per category", {"few_shot_per_category": 3}),
+        ("shot_tokens=40000", {"few_shot_per_category": 3, "shot_tokens": 40_000}),
+    ):
+        f = run_once(label, db_url, fake, {"concurrency": 8, **llm}, True)
+        per = f.per_item
+        print(
+            f"{label:>24}{per(f.prompt):>13,.0f}{per(f.cached):>13,.0f}"
+            f"{per(f.prompt - f.cached):>15,.0f}{f.calls:>7}{1000 * per(f.cost):>14.4f}"
+        )
+    print("\nthinking (tokens per item as the fake counts them; billed as output)")
+    print(f"{'thinking':>10}{'thinking/item':>15}{'output/item':>13}{'USD/1k items':>14}")
+    for setting in ("off", "low", "medium", "high"):
+        llm = {"concurrency": 8, "gemini": {"thinking": setting}}
+        f = run_once(setting, db_url, fake, llm, True)
+        per = f.per_item
+        print(
+            f"{setting:>10}{per(f.thinking):>15,.1f}{per(f.output):>13,.1f}"
+            f"{1000 * per(f.cost):>14.4f}"
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--csv", type=Path, default=DEFAULT_CSV)
     parser.add_argument("--limit", type=int, default=None, help="use only the first N issues")
+    parser.add_argument("--latency", type=float, default=3.0, help="fake seconds per call")
+    parser.add_argument("--skip-classic", action="store_true", help="only the 2,000-item runs")
     args = parser.parse_args()
     if not args.csv.exists():
         print(f"skipped: {args.csv} not found (the NLBSE'24 issue dataset is not available here)")
@@ -200,6 +267,8 @@ def main() -> int:
             store.upsert_items(s, items)
         engine.dispose()
         with FakeGemini() as fake:
+            if args.skip_classic:
+                return bench_today(items, db_url, fake, args.latency)
             runs = [
                 run_once("1 packed+cache", db_url, fake, {}, examples=True),
                 run_once("2 packed", db_url, fake, {"gemini": {"use_cache": False}}, True),
@@ -211,6 +280,8 @@ def main() -> int:
                     True,
                 ),
             ]
+            today_items(items, db_url)
+            today(db_url, fake, args.latency)
     print(f"{len(items)} issues from {args.csv.name}; few-shot examples: 3 per category")
     print(table(runs))
     best = runs[0]
@@ -220,6 +291,27 @@ def main() -> int:
         f"targets: calls per 1,000 items <= 10: {'met' if calls_ok else 'MISSED'};"
         f" overhead <= 15% with caching: {'met' if overhead_ok else 'MISSED'}"
     )
+    return 0
+
+
+def today_items(items: list[ItemIn], db_url: str) -> None:
+    """Top the database up to 2,000 items with copies of the first ones (new keys and text)."""
+    extra = []
+    for n, it in enumerate(items[: max(2000 - len(items), 0)]):
+        number = 100_000 + n
+        key = f"github:{it.scope}#{number}"
+        extra.append(
+            it.model_copy(update={"key": key, "number": number, "title": it.title + " (2)"})
+        )
+    engine = make_engine(db_url)
+    with transaction(session_factory(engine)) as s:
+        store.upsert_items(s, extra)
+    engine.dispose()
+
+
+def bench_today(items: list[ItemIn], db_url: str, fake: FakeGemini, latency: float) -> int:
+    today_items(items, db_url)
+    today(db_url, fake, latency)
     return 0
 
 

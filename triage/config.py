@@ -76,8 +76,25 @@ class StackExchangeConfig(Section):
     max_backoff_wait: float = Field(600.0, ge=0)
 
 
+THINKING_LEVELS = ("off", "low", "medium", "high")
+
+
+def _thinking(value: str | int) -> str | int:
+    """`off`, `low`, `medium`, `high`, or a token budget (sent as the model expects)."""
+    if isinstance(value, bool):
+        raise ValueError("expected off, low, medium, high or a token budget")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"a thinking budget is a number of tokens >= 0, got {value}")
+        return value
+    if value.strip().lower() not in THINKING_LEVELS:
+        raise ValueError(f"expected off, low, medium, high or a token budget, got {value!r}")
+    return value.strip().lower()
+
+
 class GeminiConfig(Section):
-    model: str = "gemini-2.5-flash"
+    # A current GA Flash model from triage/providers/gemini/models.toml (its `default`).
+    model: str = "gemini-3.8-flash"
     embedding_model: str = "gemini-embedding-001"
     base_url: HttpUrl = "https://generativelanguage.googleapis.com"
     api_version: str = "v1beta"
@@ -87,13 +104,18 @@ class GeminiConfig(Section):
     retry_initial_delay: float = Field(1.0, ge=0)
     use_cache: bool = True
     cache_ttl_seconds: int = Field(3600, ge=60)
-    # Smallest shared prefix (tokens) the model accepts for an explicit cache.
-    min_cache_tokens: int = Field(1024, ge=0)
+    # Smallest shared prefix (tokens) the model accepts for an explicit cache; 0: the catalog's.
+    min_cache_tokens: int = Field(0, ge=0)
     batch_poll_interval: float = Field(30.0, gt=0)
-    # USD per million tokens; used for estimated cost only.
-    input_price: float = 0.30
-    cached_input_price: float = 0.03
-    output_price: float = 2.50
+    # USD per million tokens, for estimated cost only; 0: the model catalog's price for today.
+    input_price: float = Field(0.0, ge=0)
+    cached_input_price: float = Field(0.0, ge=0)
+    output_price: float = Field(0.0, ge=0)
+    # How much the model thinks before answering: off | low | medium | high | a token budget.
+    thinking: Annotated[str | int, AfterValidator(_thinking)] = "low"
+    # One limiter shared by every worker; 0: no limit of our own (the API still enforces its).
+    requests_per_minute: int = Field(1000, ge=0)
+    tokens_per_minute: int = Field(1_000_000, ge=0)
 
 
 class OpenAIConfig(Section):
@@ -123,6 +145,10 @@ class LLMConfig(Section):
     max_items_per_call: int = Field(100, ge=1)
     max_item_chars: int = Field(4000, ge=200)
     few_shot_per_category: int = Field(3, ge=0)
+    # Model calls in flight at once (analyze, themes, duplicates judging, eval).
+    concurrency: int = Field(4, ge=1)
+    # Tokens of human-labelled examples in the cached prefix; 0: only few_shot_per_category.
+    shot_tokens: int = Field(0, ge=0)
     gemini: GeminiConfig = Field(default_factory=GeminiConfig)
     openai: OpenAIConfig = Field(default_factory=OpenAIConfig)
     local: LocalConfig = Field(default_factory=LocalConfig)

@@ -71,11 +71,11 @@ def test_missing_key_is_one_line_naming_the_variable_and_the_local_provider(
 
 
 def test_unknown_model_lists_close_names(project: Path) -> None:
-    result = triage(project, "analyze", TRIAGE_LLM__GEMINI__MODEL="gemini-2.5-flash-lte")
+    result = triage(project, "analyze", TRIAGE_LLM__GEMINI__MODEL="gemini-3.5-flash-lte")
     assert result.returncode == 2
     [line] = result.stderr.strip().splitlines()
-    assert "unknown Gemini model 'gemini-2.5-flash-lte'" in line
-    assert "close names: gemini-2.5-flash-lite" in line
+    assert "unknown Gemini model 'gemini-3.5-flash-lte'" in line
+    assert "close names: gemini-3.5-flash-lite" in line
 
 
 def test_budget_exhausted_stops_with_spend_and_reset_time(project: Path) -> None:
@@ -119,10 +119,10 @@ def test_the_fake_runs_standalone() -> None:
         base = proc.stdout.readline().strip()
         assert base.startswith("http://127.0.0.1:")
         req = urllib.request.Request(
-            f"{base}/v1/models/gemini-2.5-flash", headers={"x-goog-api-key": DEFAULT_KEY}
+            f"{base}/v1/models/gemini-3.8-flash", headers={"x-goog-api-key": DEFAULT_KEY}
         )
         with urllib.request.urlopen(req, timeout=10) as resp:
-            assert json.load(resp)["name"] == "models/gemini-2.5-flash"
+            assert json.load(resp)["name"] == "models/gemini-3.8-flash"
         # `triage themes` against the standalone fake gets a themes answer, not an empty one.
         item = "<<<ITEM i1 github>>>\nStreaming response cut off\nstream stops\n<<<END>>>"
         body = {
@@ -131,7 +131,7 @@ def test_the_fake_runs_standalone() -> None:
             "generationConfig": {"responseMimeType": "application/json"},
         }
         req = urllib.request.Request(
-            f"{base}/v1beta/models/gemini-2.5-flash:generateContent",
+            f"{base}/v1beta/models/gemini-3.8-flash:generateContent",
             data=json.dumps(body).encode(),
             headers={"x-goog-api-key": DEFAULT_KEY, "Content-Type": "application/json"},
         )
@@ -141,3 +141,29 @@ def test_the_fake_runs_standalone() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"TRIAGE_LLM__GEMINI__THINKING": "lots"}, "llm.gemini.thinking"),
+        ({"TRIAGE_LLM__GEMINI__THINKING": "2048"}, "[llm.gemini] thinking = 2048"),
+        ({"TRIAGE_LLM__CONCURRENCY": "-1"}, "llm.concurrency"),
+        ({"TRIAGE_LLM__GEMINI__TOKENS_PER_MINUTE": "-5"}, "llm.gemini.tokens_per_minute"),
+    ],
+)
+def test_bad_thinking_concurrency_or_rate_is_one_line_naming_the_key(
+    project: Path, fake: FakeGemini, env: dict[str, str], named: str
+) -> None:
+    result = triage(project, "analyze", **env)
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert named in line
+    assert fake.generate_calls == 0
+
+
+def test_a_retired_model_is_one_line_naming_its_replacement(project: Path) -> None:
+    result = triage(project, "analyze", TRIAGE_LLM__GEMINI__MODEL="gemini-2.5-flash")
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert "gemini-2.5-flash was shut down" in line and "gemini-3.5-flash-lite" in line

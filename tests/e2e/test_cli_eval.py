@@ -40,6 +40,8 @@ def test_separable_csv_scores_one_and_json_has_the_contract_keys(tmp_path: Path)
         "cached_tokens": 0,
         "output_tokens": 0,
         "usd": 0.0,
+        "usd_per_1000_items": 0.0,
+        "thinking_tokens": 0,
     }
     assert local["per_repo"]["acme/app"]["confusion"]["matrix"] == [
         [10, 0, 0],

@@ -9,7 +9,13 @@ The answer to a prompt comes from a responder chosen by the `purpose: NAME` line
 instruction: `FakeGemini.responders[NAME] = fn(prompt, schema) -> dict`. "classify" is the
 keyword classifier in tests/fakes/keyword_model.py; themes or duplicates can register their own.
 
+Models (tests/fakes/gemini_models.py): today's are listed, retired ones answer 404 NOT_FOUND, a
+deprecated one answers from its successor; thinkingConfig is checked per model (400 as the real
+API) and drives `thoughtsTokenCount`. `latency` makes a 100-item answer take that many seconds
+(scaled by the items in the prompt); `generate_times` records when each call arrived.
+
 Fault switches: `fail(429|500|503)`, `invalid_json_next`, `drop_answers_next` (missing ids),
+`finish_other_next` (finishReason OTHER, no content), `empty_content_next` (STOP, no parts),
 `max_output_tokens` (MAX_TOKENS), `safety_marker` + `safety_mode` (SAFETY block, candidate or
 prompt level, or a bare promptFeedback), `obey_injection`, `cache_error`, `batch_error_marker`,
 `fail_batches`.
@@ -31,7 +37,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from tests.fakes import keyword_model
+from tests.fakes import gemini_models, keyword_model
+from tests.fakes.gemini_faults import FaultsMixin
+from tests.fakes.gemini_models import DEFAULT_MODELS
 from tests.fakes.gemini_store import (
     BatchesMixin,
     CachesMixin,
@@ -44,14 +52,7 @@ from tests.fakes.server import FakeServer, Request, Response
 V = r"/(?P<v>v1|v1beta|v1alpha)"
 M = r"models/(?P<model>[^/:]+)"
 DEFAULT_KEY = "fake-gemini-key"
-TEXT_METHODS = ["generateContent", "countTokens", "createCachedContent", "batchGenerateContent"]
-DEFAULT_MODELS: dict[str, list[str]] = {
-    "gemini-2.5-flash": TEXT_METHODS,
-    "gemini-2.5-flash-lite": TEXT_METHODS,
-    "gemini-2.5-pro": TEXT_METHODS,
-    "gemini-2.0-flash": TEXT_METHODS,
-    "gemini-embedding-001": ["embedContent", "countTextTokens", "asyncBatchEmbedContent"],
-}
+ITEM_MARK = re.compile(r"<<<(?:ITEM|PAIR) ")
 
 
 def embed(text: str, dims: int = 768) -> list[float]:
@@ -102,7 +103,7 @@ def default_responder(prompt: Prompt, schema: Any) -> Any:
     return {} if schema else "OK"
 
 
-class FakeGemini(CachesMixin, BatchesMixin, FakeServer):
+class FakeGemini(FaultsMixin, CachesMixin, BatchesMixin, FakeServer):
     """`with FakeGemini() as fake:` then point google-genai at `fake.base_url`."""
 
     responders: ClassVar[dict[str, Responder]] = {"classify": classify_responder}
@@ -133,7 +134,11 @@ class FakeGemini(CachesMixin, BatchesMixin, FakeServer):
         self.invalid_json_next = 0
         self.drop_answers_next = 0
         self.max_output_tokens: int | None = None  # the model's own output limit
-        self.min_cache_tokens = 1024
+        self.min_cache_tokens = 4096  # Gemini 3.x's minimum for an explicit cache
+        # seconds a 100-item answer takes (scaled by the items in the prompt; 1 at least)
+        self.latency = 0.0
+        self.finish_other_next = 0  # answers with finishReason OTHER and no content
+        self.empty_content_next = 0  # answers with finishReason STOP and no parts
         self.cache_error: int | None = None  # status for cachedContents create
         self.batch_polls_to_finish = 1  # batches.get calls before a job completes
         self.batch_error_marker = "BATCH-REQUEST-ERROR"
@@ -141,40 +146,12 @@ class FakeGemini(CachesMixin, BatchesMixin, FakeServer):
         self.max_batch_bytes = 20 * 1024 * 1024
         # observations
         self.usage: list[dict[str, Any]] = []  # usageMetadata of every generateContent answer
+        self.generate_times: list[float] = []  # monotonic start of every generateContent
+        self.in_flight = self.max_in_flight = 0  # generateContent calls being answered at once
+        self.batch_nameless = False  # batchGenerateContent answers an operation without a name
+        self.thinking_seen: list[dict[str, Any]] = []  # thinkingConfig of every request
 
     # -- switches ----------------------------------------------------------------------
-    def fail(
-        self, status: int, times: int = 1, path: str = r":generateContent", retry_delay: str = "0s"
-    ) -> None:
-        """The next `times` matching requests get a real-shaped 429/500/503 error."""
-        if status == 429:
-            resp = api_error(
-                429,
-                "RESOURCE_EXHAUSTED",
-                "You exceeded your current quota, please check your plan and billing details.",
-                [
-                    {
-                        "@type": "type.googleapis.com/google.rpc.QuotaFailure",
-                        "violations": [
-                            {
-                                "quotaMetric": "generativelanguage.googleapis.com/"
-                                "generate_content_free_tier_requests",
-                                "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
-                            }
-                        ],
-                    },
-                    {
-                        "@type": "type.googleapis.com/google.rpc.RetryInfo",
-                        "retryDelay": retry_delay,
-                    },
-                ],
-            )
-        elif status == 503:
-            resp = api_error(503, "UNAVAILABLE", "The model is overloaded. Please try again later.")
-        else:
-            resp = api_error(status, "INTERNAL", "An internal error has occurred.")
-        self.add_fault(resp, path=path, times=times)
-
     def truncate(self, times: int = 1, path: str = r":generateContent") -> None:
         """The next `times` answers stop mid-body (a connection cut by a proxy): 200, half JSON."""
         cut = '{"candidates": [{"content": {"parts": [{"text": "{\\"results'
@@ -293,8 +270,29 @@ class FakeGemini(CachesMixin, BatchesMixin, FakeServer):
         if model not in self.models or "generateContent" not in self.models[model]:
             resp = self._model_missing(model, v)
             return resp.status, resp.body
+        gen = body.get("generationConfig") or {}
+        thinking = gemini_models.normal(gen.get("thinkingConfig"))
+        with self._state_lock:
+            self.generate_times.append(time.monotonic())
+            self.thinking_seen.append(thinking)
+        problem = gemini_models.thinking_problem(model, thinking)
+        if problem:
+            resp = api_error(400, "INVALID_ARGUMENT", problem)
+            return resp.status, resp.body
+        routed = gemini_models.MODELS.get(model)
+        version = (routed.routed_to if routed else None) or model
         system = texts_of(body.get("systemInstruction"))
         user = "\n".join(texts_of(c) for c in body.get("contents") or [])
+        items = len(ITEM_MARK.findall(user))
+        with self._state_lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.latency:
+                time.sleep(self.latency * max(items, 1) / 100)
+        finally:
+            with self._state_lock:
+                self.in_flight -= 1
         cached_tokens = 0
         prompt_tokens = count_tokens(system) + count_tokens(user)
         if body.get("cachedContent"):
@@ -310,7 +308,9 @@ class FakeGemini(CachesMixin, BatchesMixin, FakeServer):
             usage["cachedContentTokenCount"] = cached_tokens
         if self.safety_marker and self.safety_marker in user:
             return 200, self._blocked(model, usage)
-        gen = body.get("generationConfig") or {}
+        fault = self._finish_fault(usage, version)
+        if fault is not None:
+            return 200, fault
         schema = gen.get("responseJsonSchema") or gen.get("responseSchema")
         text = self._answer_text(Prompt(system, user, model, self), schema, gen)
         limit = gen.get("maxOutputTokens") or self.max_output_tokens
@@ -318,7 +318,10 @@ class FakeGemini(CachesMixin, BatchesMixin, FakeServer):
         if limit and count_tokens(text) > int(limit):
             text, finish = text[: int(limit) * 4], "MAX_TOKENS"
         usage["candidatesTokenCount"] = count_tokens(text)
-        usage["totalTokenCount"] = prompt_tokens + usage["candidatesTokenCount"]
+        usage["thoughtsTokenCount"] = gemini_models.thoughts(model, thinking, items)
+        usage["totalTokenCount"] = (
+            prompt_tokens + usage["candidatesTokenCount"] + usage["thoughtsTokenCount"]
+        )
         usage["promptTokensDetails"] = [{"modality": "TEXT", "tokenCount": prompt_tokens}]
         with self._state_lock:
             self.usage.append(usage)
@@ -330,7 +333,7 @@ class FakeGemini(CachesMixin, BatchesMixin, FakeServer):
         return 200, {
             "candidates": [candidate],
             "usageMetadata": usage,
-            "modelVersion": model,
+            "modelVersion": version,
             "responseId": uuid.uuid4().hex[:20],
         }
 
@@ -352,32 +355,6 @@ class FakeGemini(CachesMixin, BatchesMixin, FakeServer):
         if schema or gen.get("responseMimeType") == "application/json":
             return json.dumps(answer)
         return "```json\n" + json.dumps(answer, indent=2) + "\n```"
-
-    def _blocked(self, model: str, usage: dict[str, Any]) -> dict[str, Any]:
-        usage["totalTokenCount"] = usage["promptTokenCount"]
-        ratings = [
-            {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True},
-            {"category": "HARM_CATEGORY_HARASSMENT", "probability": "NEGLIGIBLE"},
-        ]
-        with self._state_lock:
-            self.usage.append(usage)
-        if self.safety_mode == "feedback":
-            return {
-                "candidates": [],
-                "promptFeedback": {"blockReasonMessage": "The prompt was blocked."},
-                "modelVersion": model,
-            }
-        if self.safety_mode == "prompt":
-            return {
-                "promptFeedback": {"blockReason": "SAFETY", "safetyRatings": ratings},
-                "usageMetadata": usage,
-                "modelVersion": model,
-            }
-        return {
-            "candidates": [{"finishReason": "SAFETY", "index": 0, "safetyRatings": ratings}],
-            "usageMetadata": usage,
-            "modelVersion": model,
-        }
 
     def _count_tokens(self, req: Request, m: re.Match[str]) -> Response:
         body = req.json() or {}

@@ -206,7 +206,11 @@ class BatchesMixin:
         }
         with self._state_lock:
             self.batches[bid] = job
-            return Response(200, self._operation(job))
+            op = self._operation(job)
+            if getattr(self, "batch_nameless", False):
+                op.pop("name", None)
+                op["metadata"].pop("name", None)
+            return Response(200, op)
 
     def complete_batch(self, bid: str) -> None:
         """Run every request of a job now (also happens after `batch_polls_to_finish` polls)."""

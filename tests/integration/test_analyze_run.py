@@ -58,13 +58,15 @@ def test_every_item_gets_category_labels_priority_summary_and_confidence(
     assert bug.summary == "App crashes on start" and bug.confidence == pytest.approx(0.9)
     assert (bug.provider, bug.model, bug.prompt_version) == (
         "gemini",
-        "gemini-2.5-flash",
+        "gemini-3.8-flash",
         "classify-1",
     )
     [call] = calls(engine)
     assert bug.llm_call_id == call.id and call.items == 4 and call.outcome == "ok"
     assert call.input_tokens == fake.usage[0]["promptTokenCount"]
-    assert call.output_tokens == fake.usage[0]["candidatesTokenCount"]
+    usage = fake.usage[0]  # thinking is billed as output, and counted on its own too
+    assert call.output_tokens == usage["candidatesTokenCount"] + usage["thoughtsTokenCount"]
+    assert call.thinking_tokens == usage["thoughtsTokenCount"] > 0
     assert call.cost_usd > 0
     assert (stats.analysed, stats.reviews, stats.failed, stats.calls) == (4, 0, {}, 1)
 
@@ -218,9 +220,11 @@ def test_doctor_checks_key_model_and_endpoint(fake: FakeGemini, engine: Engine) 
     from triage.providers.gemini.doctor import doctor_check
 
     ok = doctor_check(context(gemini_config(fake), engine))
-    assert ok.startswith("model gemini-2.5-flash (Gemini 2.5 Flash)")
-    with pytest.raises(ConfigError, match=r"close names: gemini-2\.5-pro"):
-        doctor_check(context(gemini_config(fake, gemini={"model": "gemini-2.5-pr"}), engine))
+    assert ok.startswith("model gemini-3.8-flash (Gemini 3.8 Flash)")
+    with pytest.raises(ConfigError, match=r"close names: gemini-3\.1-pro-preview"):
+        doctor_check(
+            context(gemini_config(fake, gemini={"model": "gemini-3.1-pro-previw"}), engine)
+        )
     with pytest.raises(ConfigError, match="API key not valid"):
         doctor_check(context(gemini_config(fake), engine, key="wrong"))
     fake.fail(503, times=10, path="/models/")

@@ -63,8 +63,9 @@ def test_submit_then_poll_stores_every_answer_at_batch_prices(
     calls = rows(engine, LLMCall)
     assert len(calls) == 2 and all(c.batch_mode and c.outcome == "ok" for c in calls)
     c = calls[0]
-    full = (c.input_tokens * 0.30 + c.output_tokens * 2.50) / 1_000_000
-    assert c.cost_usd == pytest.approx(full / 2)
+    prices = p.prices  # the catalog's for gemini-3.8-flash today (models.toml)
+    full = (c.input_tokens * prices.input + c.output_tokens * prices.output) / 1_000_000
+    assert c.cost_usd == pytest.approx(full / 2) and prices.batch == 0.5
     [job] = rows(engine, BatchJob)
     assert job.completed_at is not None and job.state == "JOB_STATE_SUCCEEDED"
     assert batch.poll(ctx, p).collected == []  # collected once only

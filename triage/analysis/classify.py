@@ -8,7 +8,7 @@ run keeps everything done so far and the next run picks up the rest.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -16,6 +16,7 @@ from sqlalchemy import and_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from triage.analysis import shots
 from triage.config import Config
 from triage.context import Context
 from triage.db.engine import transaction
@@ -23,10 +24,11 @@ from triage.db.llm_calls import Budget, record_calls
 from triage.db.schema import Analysis, BatchJob, Item
 from triage.db.store import utcnow
 from triage.errors import BudgetExhausted
-from triage.providers import prompts, spec_for
+from triage.providers import concurrency_for, prompts, spec_for
 from triage.providers.base import Classifier, ClassifyOutcome, Example, ItemText, Taxonomy, end_run
 from triage.providers.calls import CallRecord
 from triage.providers.packing import estimate_tokens
+from triage.providers.parallel import run_bounded
 
 OUTPUT_TOKENS_PER_ITEM = 80  # what one answer object costs, for budget estimates
 EXAMPLE_SCAN = 5000  # newest items per pass searched for few-shot examples
@@ -46,6 +48,7 @@ class RunStats:
     input_tokens: int = 0
     cached_tokens: int = 0
     output_tokens: int = 0
+    thinking_tokens: int = 0  # of output_tokens
     cost_usd: float = 0.0
     dropped: int = 0  # labels/priorities outside the allowlist, removed before storing
     stopped: str | None = None  # why the run ended early (quota, repeated failures)
@@ -65,6 +68,7 @@ class RunStats:
             self.input_tokens += call.input_tokens
             self.cached_tokens += call.cached_tokens
             self.output_tokens += call.output_tokens
+            self.thinking_tokens += call.thinking_tokens
             self.cost_usd += call.cost_usd
 
 
@@ -133,13 +137,17 @@ def pending_items(
 
 
 def examples_for(session: Session, config: Config, scopes: Iterable[str]) -> list[Example]:
-    """Human-labelled items (labels that map to one category), the analysed scopes first."""
-    per = config.llm.few_shot_per_category
+    """Human-labelled items (labels that map to one category), the analysed scopes first.
+
+    `few_shot_per_category` per category at least; `shot_tokens` more of them, newest first
+    (see triage/analysis/shots.py).
+    """
+    llm = config.llm
+    per = llm.few_shot_per_category
     label_to_cat = {lb: cat for cat, labels in config.labels.map.items() for lb in labels}
-    if per == 0 or not label_to_cat:
+    if (per == 0 and llm.shot_tokens == 0) or not label_to_cat:
         return []
-    picked: dict[str, list[Example]] = {cat: [] for cat in config.taxonomy.categories}
-    wanted = {cat for cat in picked if config.labels.map.get(cat)}
+    wanted = [cat for cat in config.taxonomy.categories if config.labels.map.get(cat)]
     # The most recently updated labelled issues are examples enough; never scan a whole history.
     base = (
         select(Item.title, Item.body, Item.labels)
@@ -148,20 +156,22 @@ def examples_for(session: Session, config: Config, scopes: Iterable[str]) -> lis
         .limit(EXAMPLE_SCAN)
     )
     scope_list = sorted(set(scopes))
-    for stmt in (base.where(Item.scope.in_(scope_list)), base.where(Item.scope.not_in(scope_list))):
-        for title, body, labels in session.execute(stmt.execution_options(yield_per=500)):
-            cats = {label_to_cat[lb] for lb in labels or [] if lb in label_to_cat}
-            if len(cats) != 1:
-                continue  # unlabelled, or labels that disagree: not a clean example
-            cat = cats.pop()
-            if cat in wanted and len(picked[cat]) < per:
+
+    def candidates() -> Iterator[Example]:
+        for stmt in (
+            base.where(Item.scope.in_(scope_list)),
+            base.where(Item.scope.not_in(scope_list)),
+        ):
+            for title, body, labels in session.execute(stmt.execution_options(yield_per=500)):
+                cats = {label_to_cat[lb] for lb in labels or [] if lb in label_to_cat}
+                if len(cats) != 1:
+                    continue  # unlabelled, or labels that disagree: not a clean example
                 mapped = tuple(lb for lb in labels if lb in label_to_cat)
-                picked[cat].append(Example(title, body or "", cat, mapped))
-            if all(len(picked[c]) >= per for c in wanted):
-                break
-        if all(len(picked[c]) >= per for c in wanted):
-            break
-    return [ex for cat in picked for ex in picked[cat]] + counter_examples(session, per)
+                yield Example(title, body or "", cats.pop(), mapped)
+
+    allowlist = sorted(config.labels.allowlist())
+    chosen = shots.choose(candidates(), wanted, allowlist, per, llm.shot_tokens)
+    return chosen + counter_examples(session, max(per, 1))
 
 
 def counter_examples(session: Session, per: int) -> list[Example]:
@@ -285,36 +295,48 @@ def run(
     stats.planned = len(texts)
     prefix = estimate_tokens(prompts.system_instruction(taxonomy, examples))
     llm = config.llm
-    batches = prompts.pack_for(texts, taxonomy, examples, llm)
-    left = len(texts)
-    try:
-        queue = list(batches)
-        while queue:
+    queue = prompts.pack_for(texts, taxonomy, examples, llm)
+    reserved: dict[int, int] = {}  # id(head) -> its estimate, counted as spent while in flight
+    over_budget = False
+
+    def heads() -> Iterator[list[ItemText]]:
+        """The next batch that fits the budget, reserved; chosen only when a worker is free."""
+        nonlocal over_budget
+        while queue and not stats.stopped:
             batch = queue.pop(0)
             head = fit(batch, prefix, budget, llm.max_item_chars)
             if not head:
-                stats.exhausted = budget.exhausted(left)
-                pending = [t for b in [batch, *queue] for t in b]
-                stats.failed.update({t.key: "not sent: token budget reached" for t in pending})
-                break
+                queue.insert(0, batch)
+                over_budget = True
+                return
             if len(head) < len(batch):
                 queue.insert(0, batch[len(head) :])
-            outcome = provider.classify(head, taxonomy, examples)
+            reserved[id(head)] = estimate(head, prefix, llm.max_item_chars)
+            budget.add(reserved[id(head)])
+            yield head
+
+    def work(head: list[ItemText]) -> ClassifyOutcome:
+        return provider.classify(head, taxonomy, examples)
+
+    workers = concurrency_for(provider.name, llm.concurrency)
+    try:
+        # Each call's results are stored as it finishes, in this thread, one transaction each.
+        for head, outcome in run_bounded(heads(), work, workers):
             with transaction(ctx.sessions) as s:
                 store_outcome(s, outcome, {t.key: t.content_hash for t in head}, provider, taxonomy)
             stats.count(outcome)
-            budget.add(
-                sum(c.input_tokens + c.output_tokens for c in outcome.calls),
-                sum(c.cost_usd for c in outcome.calls),
-            )
-            left -= len(head)
+            used = sum(c.input_tokens + c.output_tokens for c in outcome.calls)
+            budget.add(used - reserved.pop(id(head)), sum(c.cost_usd for c in outcome.calls))
             if on_batch:
                 on_batch(stats)
-            if outcome.stop:
+            if outcome.stop and not stats.stopped:
                 stats.stopped = outcome.stop
-                for later in queue:
-                    stats.failed.update({t.key: f"not sent: {outcome.stop}" for t in later})
-                break
+        unsent = [t for b in queue for t in b]
+        if over_budget and not stats.stopped:
+            stats.exhausted = budget.exhausted(len(unsent))
+            stats.failed.update({t.key: "not sent: token budget reached" for t in unsent})
+        elif stats.stopped:
+            stats.failed.update({t.key: f"not sent: {stats.stopped}" for t in unsent})
     finally:
         end_run(provider)
     return stats

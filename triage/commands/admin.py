@@ -95,6 +95,7 @@ def status_data(ctx: typer.Context) -> dict[str, Any]:
                     func.coalesce(func.sum(LLMCall.output_tokens), 0),
                     func.coalesce(func.sum(LLMCall.cost_usd), 0.0),
                     func.count(LLMCall.id),
+                    func.coalesce(func.sum(LLMCall.thinking_tokens), 0),
                 ).where(LLMCall.created_at >= since)
             ).one()
             spend[label] = {
@@ -102,6 +103,7 @@ def status_data(ctx: typer.Context) -> dict[str, Any]:
                 "output_tokens": int(row[1]),
                 "cost_usd": round(float(row[2]), 4),
                 "calls": int(row[3]),
+                "thinking_tokens": int(row[4]),  # of output_tokens
             }
         failures = s.scalar(
             select(func.count(JobRun.id)).where(
@@ -149,7 +151,7 @@ def status(
     for label, s in data["spend"].items():
         console.print(
             f"spend {label}: {s['calls']} calls, {s['input_tokens']} in /"
-            f" {s['output_tokens']} out tokens,"
+            f" {s['output_tokens']} out tokens ({s['thinking_tokens']} thinking),"
             f" ~${s['cost_usd']:.4f}"
         )
     if data["jobs"]:

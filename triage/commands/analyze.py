@@ -14,7 +14,7 @@ from triage.analysis.classify import RunStats
 from triage.commands.common import console, err_console, runtime
 from triage.context import Context
 from triage.errors import TriageError
-from triage.providers.base import Classifier, end_run
+from triage.providers.base import Classifier, ModelAdvisor, end_run
 
 
 @contextmanager
@@ -44,7 +44,8 @@ def summary(stats: RunStats) -> str:
         f"{stats.provider}/{stats.model}: {stats.analysed} analysed,"
         f" {stats.reviews} need review, {len(stats.failed)} still pending;"
         f" {stats.calls} calls, {stats.input_tokens:,} input tokens"
-        f" ({stats.cached_tokens:,} cached), {stats.output_tokens:,} output tokens,"
+        f" ({stats.cached_tokens:,} cached), {stats.output_tokens:,} output tokens"
+        f" ({stats.thinking_tokens:,} thinking),"
         f" ~${stats.cost_usd:.4f}"
     )
     if stats.dropped:
@@ -141,6 +142,10 @@ def analyze(
             )
         console.print(line, markup=False, soft_wrap=True)
         return
+    if isinstance(chosen, ModelAdvisor):
+        notice = chosen.model_notice(for_run=True)  # said once per run, before any call
+        if notice:
+            err_console.print(f"warning: {notice}", markup=False, soft_wrap=True)
     with _progress(planned) as hook:
         stats = classify.run(tctx, chosen, limit=limit, reanalyze=reanalyze, on_batch=hook)
     console.print(summary(stats), soft_wrap=True)

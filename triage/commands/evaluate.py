@@ -58,13 +58,22 @@ def eval_command(
         float,
         typer.Option("--train-share", help="With --source: share of oldest items to train on"),
     ] = 0.8,
+    shots: Annotated[
+        str | None,
+        typer.Option(
+            "--shots",
+            help="Prompted providers once per setting, e.g. 0,3,50,all (examples per label)",
+        ),
+    ] = None,
 ) -> None:
     """Quality and cost of providers against human labels: macro-F1 per repository and mean."""
     # scikit-learn and matplotlib load here, not when the CLI starts
     from triage.analysis.evaluate import report as eval_report
     from triage.analysis.evaluate.data import check_categories, read_csv, rows_from_db, time_split
     from triage.analysis.evaluate.run import evaluate
+    from triage.analysis.evaluate.shots import Shots
 
+    settings = [Shots.parse(v) for v in shots.split(",")] if shots is not None else []
     names = list(dict.fromkeys(provider or ["local"]))
     unknown = [n for n in names if n not in KNOWN]
     if unknown:
@@ -105,7 +114,7 @@ def eval_command(
             f" ({len(train_rows)} for training)"
         )
     reports = evaluate(
-        tctx.config, train_rows, test_rows, names, remote.__getitem__, target_precision
+        tctx.config, train_rows, test_rows, names, remote.__getitem__, target_precision, settings
     )
     if metered:
         from triage.analysis.evaluate.run import record_eval_calls

@@ -35,6 +35,7 @@ class CallRow(Protocol):
     input_tokens: int
     cached_tokens: int
     output_tokens: int
+    thinking_tokens: int
     latency_ms: int
     outcome: str
     error: str | None

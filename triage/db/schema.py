@@ -108,6 +108,8 @@ class LLMCall(Base):
     input_tokens: Mapped[int] = mapped_column(Integer, default=0)
     cached_tokens: Mapped[int] = mapped_column(Integer, default=0)
     output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    # Of output_tokens, those spent thinking (billed as output too).
+    thinking_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     latency_ms: Mapped[int] = mapped_column(Integer, default=0)
     outcome: Mapped[str] = mapped_column(String(50), default="ok")
     error: Mapped[str | None] = mapped_column(Text)

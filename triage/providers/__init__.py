@@ -26,7 +26,8 @@ class ProviderSpec:
     secret_env: tuple[str, ...]  # ("GEMINI_API_KEY", "GOOGLE_API_KEY"); () when none is needed
     doctor: str | None  # "module:function" (ctx-like) -> str, lazily imported
     # "classify", "json" (JsonModel), "embed" (Embedder), "batch" (BatchJobs: jobs collected later),
-    # "train" (learns from labelled items: `triage eval` trains it on the training rows)
+    # "train" (learns from labelled items: `triage eval` trains it on the training rows),
+    # "concurrent" (safe to call from `[llm] concurrency` threads at once)
     capabilities: frozenset[str]
     metered: bool = True  # the token budget applies
 
@@ -40,7 +41,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
             config_section="llm.gemini",
             secret_env=("GEMINI_API_KEY", "GOOGLE_API_KEY"),
             doctor="triage.providers.gemini.doctor:doctor_check",
-            capabilities=frozenset({"classify", "json", "embed", "batch"}),
+            capabilities=frozenset({"classify", "json", "embed", "batch", "concurrent"}),
         ),
         ProviderSpec(
             name="local",
@@ -73,6 +74,11 @@ def spec_for(name: str) -> ProviderSpec:
         known = ", ".join(sorted(PROVIDERS))
         raise ConfigError(f"unknown provider '{name}' (known: {known})")
     return spec
+
+
+def concurrency_for(name: str, wanted: int) -> int:
+    """Calls in flight for this provider: `[llm] concurrency` if it is safe to, else one."""
+    return wanted if "concurrent" in spec_for(name).capabilities else 1
 
 
 def load(target: str) -> Any:

@@ -180,6 +180,13 @@ class Embedder(Protocol):
 
 
 @runtime_checkable
+class ModelAdvisor(Protocol):
+    """A provider that knows when its configured model is going away (a model catalog)."""
+
+    def model_notice(self, for_run: bool = False) -> str | None: ...
+
+
+@runtime_checkable
 class Closeable(Protocol):
     """A provider holding something to release when a run ends (caches, connections)."""
 

@@ -16,7 +16,8 @@ class CallRecord:
     items: int = 0
     input_tokens: int = 0
     cached_tokens: int = 0
-    output_tokens: int = 0
+    output_tokens: int = 0  # answer and thinking: both are billed as output
+    thinking_tokens: int = 0  # of output_tokens, those the model spent thinking
     latency_ms: int = 0
     outcome: str = "ok"
     error: str | None = None
@@ -32,6 +33,9 @@ class Reply:
     record: CallRecord
     finish: str = "STOP"  # STOP | MAX_TOKENS | anything else the provider reports
     blocked: str | None = None  # why the model refused (safety filter, prompt block)
+    # What the model answered when it gave nothing usable (e.g. "finishReason OTHER: ..."):
+    # retried like invalid JSON, and said when the items stay pending.
+    unusable: str | None = None
 
 
 class CallFailed(Exception):

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from triage.logs import get_logger
 from triage.providers.base import ClassifyOutcome, ItemText, Review, Taxonomy, validate_answers
 from triage.providers.calls import CallFailed, Reply
+from triage.providers.parallel import run_bounded
 from triage.providers.prompts import item_ids
 
 log = get_logger("triage.analysis")
@@ -63,6 +64,7 @@ def classify_with_repair(
     # model that never writes usable JSON would be split down to every item (~4 calls each).
     hopeless = 2 * len(items).bit_length() + 4
     invalid = usable = 0
+    last = ""
     while queue:
         unit = queue.popleft()
         ids = item_ids(len(unit.items))
@@ -83,13 +85,14 @@ def classify_with_repair(
             continue
         out.calls.append(reply.record)
         _settle(unit, reply, id_to_key, taxonomy, out, queue, invalid_retries, missing_rounds)
-        if reply.record.outcome == "invalid_json":
+        if reply.record.outcome in ("invalid_json", "no_answer"):
             invalid += 1
+            last = reply.unusable or "invalid JSON"
         elif reply.record.outcome in ("ok", "partial"):
             usable += 1
         if not usable and invalid >= hopeless:
             out.stop = (
-                f"the model answered invalid JSON {invalid} times and usable JSON never;"
+                f"the model answered {invalid} times without usable JSON (last: {last});"
                 " stopping (check [llm] provider and model)"
             )
             for rest in queue:
@@ -99,16 +102,26 @@ def classify_with_repair(
 
 
 def classify_batches(
-    batches: Sequence[Sequence[ItemText]], call: Call, taxonomy: Taxonomy
+    batches: Sequence[Sequence[ItemText]], call: Call, taxonomy: Taxonomy, concurrency: int = 1
 ) -> ClassifyOutcome:
-    """Classify packed batches in order; once a call says stop, later batches are not sent."""
+    """Classify packed batches, `concurrency` at once; after a stop, no more are sent."""
     out = ClassifyOutcome()
-    for n, batch in enumerate(batches):
+    sent: set[int] = set()
+
+    def may_start(n: int) -> bool:
         if out.stop:
-            for later in batches[n:]:
-                out.failed.update({it.key: f"not sent: {out.stop}" for it in later})
-            break
-        out.extend(classify_with_repair(batch, call, taxonomy))
+            return False
+        sent.add(n)
+        return True
+
+    def work(n: int) -> ClassifyOutcome:
+        return classify_with_repair(batches[n], call, taxonomy)
+
+    for _, got in run_bounded(range(len(batches)), work, concurrency, may_start):
+        out.extend(got)
+    for n, later in enumerate(batches):
+        if n not in sent:
+            out.failed.update({it.key: f"not sent: {out.stop}" for it in later})
     return out
 
 
@@ -139,13 +152,21 @@ def _settle(
             queue.extend(_halves(unit))
         return
     try:
+        if reply.unusable is not None:
+            raise ValueError(reply.unusable)
         validated = validate_answers(decode(reply.text), id_to_key, taxonomy)
     except ValueError:
-        rec.outcome = "invalid_json"
+        # No usable answer (OTHER, an unknown finish reason, empty content) is retried like
+        # invalid JSON: the model may well answer next time.
+        rec.outcome = "invalid_json" if reply.unusable is None else "no_answer"
+        if reply.unusable is not None:
+            rec.error = reply.unusable[:300]
         if unit.invalid < invalid_retries:
             queue.appendleft(_Unit(unit.items, unit.invalid + 1, unit.round))
         elif not single:
             queue.extend(_halves(unit))
+        elif reply.unusable is not None:
+            out.failed[unit.items[0].key] = f"the model gave no usable answer ({reply.unusable})"
         else:
             out.failed[unit.items[0].key] = "the model answered invalid JSON"
         return

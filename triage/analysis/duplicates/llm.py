@@ -11,9 +11,11 @@ from triage.analysis.duplicates.model import Candidate, DupDoc, Judged, Link
 from triage.config import LLMConfig
 from triage.db.llm_calls import Budget
 from triage.logs import get_logger
+from triage.providers import concurrency_for
 from triage.providers.base import Embedder, JsonModel
 from triage.providers.calls import CallFailed, CallRecord, Reply
 from triage.providers.packing import cap_body, cap_title, estimate_tokens, pack
+from triage.providers.parallel import run_bounded
 from triage.providers.prompts import ITEM_CLOSE, neutralize
 from triage.providers.repair import decode
 
@@ -67,12 +69,18 @@ class LLMJudge:
     """Judges candidate pairs in packed batches; unanswered pairs count as failed."""
 
     def __init__(
-        self, call: JsonCall, max_prompt_tokens: int, max_pairs: int, budget: Budget | None = None
+        self,
+        call: JsonCall,
+        max_prompt_tokens: int,
+        max_pairs: int,
+        budget: Budget | None = None,
+        concurrency: int = 1,
     ) -> None:
         self.call = call
         self.max_prompt_tokens = max_prompt_tokens
         self.max_pairs = max_pairs
         self.budget = budget
+        self.concurrency = concurrency
 
     def __call__(self, pairs: list[Candidate]) -> Judged:
         out = Judged()
@@ -80,22 +88,47 @@ class LLMJudge:
         batches = pack(
             pairs, lambda c: estimate_tokens(render_pair("p0000", c)) + 1, room, self.max_pairs
         )
-        for n, batch in enumerate(batches):
-            if self.budget is not None and not self.budget.allows(self._estimate(batch)):
-                left = sum(len(b) for b in batches[n:])
-                out.failed += left
-                out.exhausted = self.budget.exhausted(left)
-                break
+        sent: set[int] = set()
+        stop = False
+
+        def may_start(n: int) -> bool:
+            """Not after a stop; reserve the call's estimate while it is in flight."""
+            if stop:
+                return False
+            if self.budget is not None:
+                if not self.budget.allows(self._estimate(batches[n])):
+                    left = sum(len(b) for i, b in enumerate(batches) if i >= n)
+                    out.exhausted = self.budget.exhausted(left)
+                    return False
+                self.budget.add(self._estimate(batches[n]))
+            sent.add(n)
+            return True
+
+        def work(n: int) -> Judged | CallFailed:
+            got = Judged()
             try:
-                self._judge(batch, out)
+                self._judge(batches[n], got)
             except CallFailed as exc:
-                if exc.record is not None:
-                    out.calls.append(exc.record)
-                log.warning("duplicates call failed", reason=exc.reason)
-                out.failed += len(batch)
-                if exc.stop:
-                    out.failed += sum(len(b) for b in batches[n + 1 :])
-                    break
+                return exc
+            return got
+
+        for n, got in run_bounded(range(len(batches)), work, self.concurrency, may_start):
+            if self.budget is not None:
+                self.budget.add(-self._estimate(batches[n]))  # the call's own usage counts now
+            if isinstance(got, CallFailed):
+                if got.record is not None:
+                    out.calls.append(got.record)
+                log.warning("duplicates call failed", reason=got.reason)
+                out.failed += len(batches[n])
+                stop = stop or got.stop
+                continue
+            if self.budget is not None:
+                for rec in got.calls:
+                    self.budget.add(rec.input_tokens + rec.output_tokens, rec.cost_usd)
+            out.calls += got.calls
+            out.links += got.links
+            out.failed += got.failed
+        out.failed += sum(len(b) for i, b in enumerate(batches) if i not in sent)
         return out
 
     @staticmethod
@@ -110,9 +143,6 @@ class LLMJudge:
         )
         reply = self.call(SYSTEM, user, PairsAnswer, len(batch))
         out.calls.append(reply.record)
-        if self.budget is not None:
-            used = reply.record.input_tokens + reply.record.output_tokens
-            self.budget.add(used, reply.record.cost_usd)
         try:
             answer = PairsAnswer.model_validate(decode(reply.text))
         except (ValueError, ValidationError):
@@ -160,4 +190,5 @@ def judge_for(model: JsonModel, budget: Budget, llm: LLMConfig) -> LLMJudge:
     def call(system: str, user: str, schema: type, items: int) -> Reply:
         return model.generate_json(system, user, schema, "duplicates", PROMPT_VERSION, items)
 
-    return LLMJudge(call, llm.max_prompt_tokens, llm.max_items_per_call, budget)
+    workers = concurrency_for(model.name, llm.concurrency)
+    return LLMJudge(call, llm.max_prompt_tokens, llm.max_items_per_call, budget, workers)

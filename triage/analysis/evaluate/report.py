@@ -31,6 +31,8 @@ def cost(report: ProviderReport) -> dict[str, Any]:
         "cached_tokens": sum(c.cached_tokens for c in calls),
         "output_tokens": sum(c.output_tokens for c in calls),
         "usd": round(sum(c.cost_usd for c in calls), 6),
+        "usd_per_1000_items": round(report.usd_per_1000, 4),
+        "thinking_tokens": sum(c.thinking_tokens for c in calls),
     }
 
 
@@ -38,6 +40,7 @@ def provider_json(report: ProviderReport) -> dict[str, Any]:
     return {
         "provider": report.provider,
         "model": report.model,
+        "shots": report.shots,
         "mean_f1": round(report.mean_f1, 4),
         "per_repo": {
             repo: {
@@ -80,7 +83,7 @@ def to_json(reports: Sequence[ProviderReport], meta: dict[str, Any]) -> dict[str
 
 def render(console: Console, reports: Sequence[ProviderReport], meta: dict[str, Any]) -> None:
     """Side-by-side tables: macro-F1 per repository, per-label scores, cost, thresholds."""
-    names = [f"{r.provider}" for r in reports]
+    names = [r.label for r in reports]
     summary = Table(title=f"macro-F1 per repository ({meta.get('data', '')})")
     summary.add_column("repository")
     summary.add_column("items", justify="right")
@@ -115,6 +118,7 @@ def render(console: Console, reports: Sequence[ProviderReport], meta: dict[str, 
         "tokens in",
         "tokens out",
         "est. $",
+        "$ / 1,000 items",
         "train s",
         "classify s",
         "unanswered",
@@ -123,12 +127,13 @@ def render(console: Console, reports: Sequence[ProviderReport], meta: dict[str, 
     for r in reports:
         c = cost(r)
         spend.add_row(
-            r.provider,
+            r.label,
             r.model,
             str(c["calls"]),
             f"{c['input_tokens']:,}",
             f"{c['output_tokens']:,}",
             f"{c['usd']:.4f}",
+            f"{r.usd_per_1000:.4f}",
             f"{r.train_seconds:.1f}",
             f"{r.predict_seconds:.1f}",
             str(r.unanswered),
@@ -169,7 +174,7 @@ def _confusion(console: Console, report: ProviderReport) -> None:
     rows = list(report.labels)
     columns = confusion_columns(rows, report.predictions)
     counts = Counter((p.truth, p.predicted or UNANSWERED) for p in report.predictions)
-    table = Table(title=f"{report.provider}: confusion (rows: human label, columns: predicted)")
+    table = Table(title=f"{report.label}: confusion (rows: human label, columns: predicted)")
     table.add_column("")
     for lb in columns:
         table.add_column(lb, justify="right")

@@ -18,13 +18,14 @@ from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_
 from sqlalchemy.orm import Session
 
 from triage.analysis.evaluate.data import EvalRow
+from triage.analysis.evaluate.shots import Shots, few_shot
 from triage.config import Config
 from triage.db.llm_calls import record_calls
 from triage.db.schema import LabelThreshold
 from triage.db.store import utcnow
 from triage.errors import TriageError
 from triage.providers import spec_for
-from triage.providers.base import Classifier, ClassifyOutcome, Example, ItemText, Taxonomy, end_run
+from triage.providers.base import Classifier, ClassifyOutcome, ItemText, Taxonomy, end_run
 from triage.providers.calls import CallRecord
 from triage.providers.local.features import IssueFeatures
 from triage.providers.local.model import ScopeModel, TrainingSet, train
@@ -89,6 +90,18 @@ class ProviderReport:
     predict_seconds: float = 0.0
     notes: dict[str, int] = field(default_factory=dict)  # how answers were reached, counted
     stopped: str | None = None  # why the provider gave up (quota, outage): the rest unanswered
+    shots: str | None = None  # `--shots` setting this run used (None: the config's)
+
+    @property
+    def label(self) -> str:
+        """How the report is named in tables: the provider, and its shots setting if given."""
+        return f"{self.provider} shots={self.shots}" if self.shots is not None else self.provider
+
+    @property
+    def usd_per_1000(self) -> float:
+        """Estimated cost per 1,000 items classified."""
+        n = len(self.predictions)
+        return 1000 * sum(c.cost_usd for c in self.calls) / n if n else 0.0
 
     @property
     def unanswered(self) -> int:
@@ -235,6 +248,7 @@ def run_provider(
     test_rows: Sequence[EvalRow],
     taxonomy: Taxonomy,
     examples_per_label: int,
+    shot_tokens: int = 0,
 ) -> tuple[list[Prediction], list[CallRecord], str | None]:
     """Classify the test items repository by repository, few-shot examples from training.
 
@@ -249,7 +263,7 @@ def run_provider(
     for repo, rows in sorted(by_repo.items()):
         outcome = ClassifyOutcome()
         if not stopped:  # after a quota or outage stop, the rest stays unanswered
-            examples = few_shot(train_rows, repo, examples_per_label)
+            examples = few_shot(train_rows, repo, examples_per_label, taxonomy, shot_tokens)
             outcome = provider.classify([item_of(r) for r in rows], taxonomy, examples)
             stopped = outcome.stop
         calls += outcome.calls
@@ -269,18 +283,6 @@ def run_provider(
     return preds, calls, stopped
 
 
-def few_shot(rows: Sequence[EvalRow], repo: str, per_label: int) -> list[Example]:
-    """The newest training items per label, the repository's own first."""
-    picked: dict[str, list[Example]] = defaultdict(list)
-    ordered = sorted(
-        rows, key=lambda r: (r.repo != repo, -(r.created_at.timestamp() if r.created_at else 0))
-    )
-    for r in ordered:
-        if len(picked[r.label]) < per_label:
-            picked[r.label].append(Example(r.title, r.body, r.label, (r.label,)))
-    return [ex for exs in picked.values() for ex in exs]
-
-
 def evaluate(
     config: Config,
     train_rows: Sequence[EvalRow],
@@ -288,8 +290,12 @@ def evaluate(
     providers: Sequence[str],
     get_provider: Callable[[str], Classifier],
     target_precision: float = 0.9,
+    shots: Sequence[Shots] = (),
 ) -> list[ProviderReport]:
-    """Score each named provider on the test rows; one that trains learns the training rows."""
+    """Score each named provider on the test rows; one that trains learns the training rows.
+
+    With `shots`, every provider that is prompted (does not train) runs once per setting.
+    """
     trains = {n for n in providers if "train" in spec_for(n).capabilities}
     if trains and len({r.label for r in train_rows}) < 2:
         raise TriageError("the training items carry fewer than two labels: nothing to learn")
@@ -308,15 +314,18 @@ def evaluate(
             train_s = time.perf_counter() - started
         else:
             provider = get_provider(name)
-        began = time.perf_counter()
-        try:
-            preds, calls, stopped = run_provider(
-                provider, train_rows, test_rows, taxonomy, config.llm.few_shot_per_category
-            )
-        finally:
-            end_run(provider)
-        reports.append(
-            summarise(
+        default = Shots(str(config.llm.few_shot_per_category), 0, config.llm.shot_tokens)
+        settings = list(shots) if shots and name not in trains else [default]
+        for setting in settings:
+            began = time.perf_counter()
+            per = setting.per_label if shots else config.llm.few_shot_per_category
+            try:
+                preds, calls, stopped = run_provider(
+                    provider, train_rows, test_rows, taxonomy, per, setting.shot_tokens
+                )
+            finally:
+                end_run(provider)
+            report = summarise(
                 name,
                 provider.model,
                 preds,
@@ -326,7 +335,8 @@ def evaluate(
                 time.perf_counter() - began,
                 stopped,
             )
-        )
+            report.shots = setting.text if shots and name not in trains else None
+            reports.append(report)
     return reports
 
 

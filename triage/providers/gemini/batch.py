@@ -16,6 +16,7 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
+from triage.errors import ProviderError
 from triage.providers.base import ItemText
 from triage.providers.batch_jobs import BatchRequest, JobStatus
 from triage.providers.calls import CallFailed, CallRecord
@@ -36,8 +37,10 @@ DONE_STATES = {
 class Host(Protocol):
     """What these calls use of the GeminiProvider (it passes itself; no import back up)."""
 
-    client: genai.Client
     model: str
+
+    @property
+    def client(self) -> genai.Client: ...
 
     def user_prompt(self, items: Sequence[ItemText], ids: Sequence[str]) -> str: ...
 
@@ -94,7 +97,13 @@ def create_job(p: Host, requests: Sequence[BatchRequest], display_name: str) -> 
         )
     except (genai_errors.APIError, httpx.HTTPError) as exc:
         raise _api(p, exc) from None
-    return JobStatus(job.name or "", _state(job), _state(job) in DONE_STATES)
+    if not job.name:
+        # Nothing could ever poll it: the caller records the job as failed and frees its items.
+        raise ProviderError(
+            f"the Gemini Batch API created job {display_name!r} without a name"
+            f" (state {_state(job)}); its items are pending again, re-run `triage analyze`"
+        )
+    return JobStatus(job.name, _state(job), _state(job) in DONE_STATES)
 
 
 def find_jobs(p: Host, display_name: str) -> list[JobStatus]:
@@ -106,7 +115,7 @@ def find_jobs(p: Host, display_name: str) -> list[JobStatus]:
     return [
         JobStatus(j.name or "", _state(j), _state(j) in DONE_STATES)
         for j in jobs
-        if j.display_name == display_name
+        if j.display_name == display_name and j.name  # a nameless job cannot be polled
     ]
 
 

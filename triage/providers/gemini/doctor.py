@@ -7,7 +7,8 @@ from google.genai import errors as genai_errors
 
 from triage.errors import ConfigError, ProviderError
 from triage.providers.base import ProviderDeps
-from triage.providers.gemini.provider import GeminiProvider, make_client
+from triage.providers.gemini.client import make_client
+from triage.providers.gemini.provider import GeminiProvider
 
 
 def doctor_check(ctx: ProviderDeps) -> str:
@@ -22,8 +23,11 @@ def doctor_check(ctx: ProviderDeps) -> str:
     config = ctx.config.model_copy(
         update={"llm": ctx.config.llm.model_copy(update={"gemini": quick})}
     )
-    name = GeminiProvider(config, key.get_secret_value()).check_model()
-    return f"model {cfg.model} ({name}) at {cfg.base_url} {cfg.api_version}"
+    provider = GeminiProvider(config, key.get_secret_value())
+    name = provider.check_model()
+    line = f"model {cfg.model} ({name}) at {cfg.base_url} {cfg.api_version}"
+    notice = provider.model_notice()
+    return f"{line}; WARNING: {notice}" if notice else line
 
 
 def embedding_check(ctx: ProviderDeps) -> str:

@@ -1,17 +1,19 @@
 """Gemini through google-genai: packed batch prompts, structured output, context caching.
 
-The SDK does not retry unless told to, so the client is built with bounded exponential backoff
-for 408/429/5xx; a 429 that outlives it is waited out once more when the server says how long
-(RetryInfo), and otherwise stops the run with the items still pending.
+The configured model's catalog entry (models.toml) sets prices, the cache minimum and how the
+`[llm.gemini] thinking` setting is sent. Calls from every worker pass one shared rate limiter;
+a 429 pauses them all for the delay the server names (or a backoff), up to `max_retries` times,
+and otherwise stops the run with the items still pending.
 """
 
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
+import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import date
 from typing import Any
 
 import httpx
@@ -19,7 +21,7 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from triage.config import Config, GeminiConfig
+from triage.config import Config
 from triage.errors import ConfigError, ProviderError
 from triage.logs import get_logger
 from triage.providers import prompts
@@ -27,9 +29,18 @@ from triage.providers.base import ClassifyOutcome, Example, ItemText, ProviderDe
 from triage.providers.batch_jobs import BatchRequest, JobStatus
 from triage.providers.calls import CallFailed, CallRecord, Reply
 from triage.providers.gemini import batch as batch_api
-from triage.providers.gemini import embeddings
+from triage.providers.gemini import catalog, embeddings
+from triage.providers.gemini.caching import ContextCaches
+from triage.providers.gemini.client import (
+    MAX_BACKOFF,
+    describe,
+    error_detail,
+    make_client,
+    retry_delay,
+)
 from triage.providers.gemini.replies import reply_from
 from triage.providers.gemini.transport import CALL_ERRORS
+from triage.providers.limiter import RateLimiter, SimulatedClock
 from triage.providers.packing import estimate_tokens
 from triage.providers.repair import classify_batches
 
@@ -37,65 +48,10 @@ log = get_logger("triage.gemini")
 
 NAME = "gemini"
 
-RETRY_STATUS = [408, 429, 500, 502, 503, 504]
-MAX_BACKOFF = 30.0
 # A 429 asking us to wait longer than this means the quota is gone for now: stop, resume later.
 MAX_RATE_LIMIT_WAIT = 60.0
 # Consecutive failed calls (5xx, timeouts) after which the run stops instead of trying on.
 MAX_FAILED_CALLS = 3
-BATCH_DISCOUNT = 0.5  # Batch Mode bills half the interactive price
-
-
-def make_client(cfg: GeminiConfig, api_key: str) -> genai.Client:
-    retry = types.HttpRetryOptions(
-        attempts=cfg.max_retries + 1,
-        initial_delay=cfg.retry_initial_delay,
-        max_delay=MAX_BACKOFF,
-        exp_base=2.0,
-        jitter=cfg.retry_initial_delay,
-        http_status_codes=RETRY_STATUS,
-    )
-    http = types.HttpOptions(
-        base_url=cfg.base_url,
-        api_version=cfg.api_version,
-        timeout=int(cfg.timeout * 1000),
-        retry_options=retry,
-    )
-    return genai.Client(vertexai=False, api_key=api_key, http_options=http)
-
-
-def cost_usd(cfg: GeminiConfig, prompt: int, cached: int, output: int, batch: bool) -> float:
-    """Estimated cost from the configured prices (cached prompt tokens at the cached price)."""
-    usd = (
-        (prompt - cached) * cfg.input_price
-        + cached * cfg.cached_input_price
-        + output * cfg.output_price
-    ) / 1_000_000
-    return usd * (BATCH_DISCOUNT if batch else 1.0)
-
-
-def error_detail(exc: genai_errors.APIError, key: str) -> Any:
-    """A field of the first google.rpc detail that has it (e.g. reason, retryDelay)."""
-    body = exc.details if isinstance(exc.details, dict) else {}
-    for detail in (body.get("error") or body).get("details") or []:
-        if isinstance(detail, dict) and key in detail:
-            return detail[key]
-    return None
-
-
-def describe(exc: Exception) -> str:
-    """A short error text without the response's details (they can echo the API key)."""
-    if isinstance(exc, genai_errors.APIError):
-        return f"{exc.code} {exc.status}: {exc.message}"[:300]
-    return type(exc).__name__
-
-
-def retry_delay(exc: genai_errors.APIError) -> float | None:
-    raw = error_detail(exc, "retryDelay")
-    try:
-        return float(str(raw).rstrip("s")) if raw is not None else None
-    except ValueError:
-        return None
 
 
 class _CacheUnusable(Exception):
@@ -113,19 +69,39 @@ class GeminiProvider:
         config: Config,
         api_key: str,
         sleep: Callable[[float], None] = time.sleep,
+        today: date | None = None,
     ) -> None:
         self.cfg = config.llm.gemini
         self.llm = config.llm
         self.model = self.cfg.model
         self.embedding_model = self.cfg.embedding_model
         self.prompt_version = prompts.PROMPT_VERSION
-        self.client = make_client(self.cfg, api_key)
+        self.info = catalog.load().get(self.model)
+        # A thinking setting the model rejects is a config error now, not a 400 per call.
+        self.thinking = catalog.thinking_config(self.info, self.cfg.thinking)
+        self.prices = catalog.prices_for(self.cfg, self.info, today or date.today())
+        self.min_cache_tokens = catalog.min_cache_tokens(self.cfg, self.info)
+        self._api_key = api_key
+        self._local = threading.local()
         self._sleep = sleep
-        self._caches: dict[str, str | None] = {}  # prefix hash -> cachedContent name
-        self._cache_off = not self.cfg.use_cache
+        rpm, tpm = self.cfg.requests_per_minute, self.cfg.tokens_per_minute
+        if sleep is time.sleep:
+            self.limiter = RateLimiter(rpm, tpm)
+        else:
+            clock = SimulatedClock(sleep)
+            self.limiter = RateLimiter(rpm, tpm, clock=clock.now, sleep=clock.sleep)
+        self.caches = ContextCaches(self)
         self._failed_calls = 0
-        # Cache creations bill their tokens once; reported with the next outcome.
-        self._cache_records: list[CallRecord] = []
+        self._lock = threading.Lock()
+        self._rerouted_said = False
+
+    @property
+    def client(self) -> genai.Client:
+        """This thread's client (one per worker thread; see client.py)."""
+        made = getattr(self._local, "client", None)
+        if made is None:
+            made = self._local.client = make_client(self.cfg, self._api_key)
+        return made
 
     # -- classification ------------------------------------------------------------------
     def classify(
@@ -138,9 +114,8 @@ class GeminiProvider:
         def call(its: Sequence[ItemText], ids: Sequence[str]) -> Reply:
             return self._call(its, ids, system, schema)
 
-        out = classify_batches(batches, call, taxonomy)
-        out.calls += self._cache_records  # creating a cache bills its tokens once
-        self._cache_records = []
+        out = classify_batches(batches, call, taxonomy, self.llm.concurrency)
+        out.calls += self.caches.take_records()  # creating a cache bills its tokens once
         return out
 
     def user_prompt(self, items: Sequence[ItemText], ids: Sequence[str]) -> str:
@@ -158,31 +133,33 @@ class GeminiProvider:
             cached_content=cache,
             response_mime_type="application/json",
             response_schema=schema,
+            thinking_config=self.thinking,
         )
 
     def record(self, items: int, batch: bool = False) -> CallRecord:
         return CallRecord(self.name, self.model, self.prompt_version, items=items, batch_mode=batch)
 
     def price(self, record: CallRecord) -> None:
-        record.cost_usd = cost_usd(
-            self.cfg,
-            record.input_tokens,
-            record.cached_tokens,
-            record.output_tokens,
-            record.batch_mode,
-        )
+        """Estimated cost: cached prompt tokens at the cached price, thinking as output."""
+        p = self.prices
+        usd = (
+            (record.input_tokens - record.cached_tokens) * p.input
+            + record.cached_tokens * p.cached_input
+            + record.output_tokens * p.output
+        ) / 1_000_000
+        record.cost_usd = usd * (p.batch if record.batch_mode else 1.0)
 
     def _call(
         self, items: Sequence[ItemText], ids: Sequence[str], system: str, schema: type
     ) -> Reply:
         user = self.user_prompt(items, ids)
-        cache = self._cache_for(system)
+        cache = self.caches.name_for(system)
         config = self.generation_config(schema, system, cache)
         try:
-            return self._send(user, config, self.record(len(items)))
+            return self._send(user, config, self.record(len(items)), estimate_tokens(system))
         except _CacheUnusable as exc:
             log.warning("context cache unusable, continuing without it", error=str(exc))
-            self._cache_off = True
+            self.caches.off = True
             return self._call(items, ids, system, schema)
 
     def generate_json(
@@ -193,47 +170,68 @@ class GeminiProvider:
         Raises CallFailed (or ConfigError for a bad key/model) like a classification call.
         """
         record = CallRecord(self.name, self.model, prompt_version, purpose=purpose, items=items)
-        return self._send(user, self.generation_config(schema, system, None), record)
+        config = self.generation_config(schema, system, None)
+        return self._send(user, config, record, estimate_tokens(system))
 
-    def _send(self, user: str, config: types.GenerateContentConfig, record: CallRecord) -> Reply:
+    def _send(
+        self, user: str, config: types.GenerateContentConfig, record: CallRecord, prefix: int
+    ) -> Reply:
         """One call with its latency, usage and price in `record`; failures mapped by `failure`."""
         started = time.monotonic()
         try:
-            response = self._generate(user, config)
+            response = self._generate(user, config, prefix + estimate_tokens(user))
         except CALL_ERRORS as exc:
             if config.cached_content and self._is_cache_error(exc):
                 raise _CacheUnusable(describe(exc)) from None
             record.latency_ms = int((time.monotonic() - started) * 1000)
             raise self.failure(exc, record) from None
         record.latency_ms = int((time.monotonic() - started) * 1000)
-        self._failed_calls = 0
+        with self._lock:
+            self._failed_calls = 0
+        self._check_version(response)
         reply = reply_from(response, record)
         self.price(record)
         return reply
 
-    def _generate(self, user: str, config: types.GenerateContentConfig) -> Any:
+    def _generate(self, user: str, config: types.GenerateContentConfig, tokens: int) -> Any:
         """One call; a truncated answer body is asked for again, like a 5xx the client retries."""
         for _ in range(self.cfg.max_retries):
             try:
-                return self._generate_once(user, config)
+                return self._generate_once(user, config, tokens)
             except json.JSONDecodeError as exc:
                 log.warning("truncated answer from Gemini; asking again", error=str(exc)[:80])
-        return self._generate_once(user, config)
+        return self._generate_once(user, config, tokens)
 
-    def _generate_once(self, user: str, config: types.GenerateContentConfig) -> Any:
-        """One call; the client retries 429/5xx, and a 429 naming its wait gets one more try."""
-        try:
-            return self.client.models.generate_content(
-                model=self.model, contents=user, config=config
-            )
-        except genai_errors.APIError as exc:
-            delay = retry_delay(exc) if exc.code == 429 else None
-            if delay is None or delay > MAX_RATE_LIMIT_WAIT:
-                raise
-            log.info("rate limited, waiting as asked", seconds=delay)
-            self._sleep(delay)
-            return self.client.models.generate_content(
-                model=self.model, contents=user, config=config
+    def _generate_once(self, user: str, config: types.GenerateContentConfig, tokens: int) -> Any:
+        """One call through the shared limiter; a 429 pauses every worker, then tries again."""
+        attempt = 0
+        while True:
+            self.limiter.acquire(tokens)
+            try:
+                return self.client.models.generate_content(
+                    model=self.model, contents=user, config=config
+                )
+            except genai_errors.APIError as exc:
+                if exc.code != 429 or attempt >= self.cfg.max_retries:
+                    raise
+                delay = retry_delay(exc)
+                if delay is None:
+                    delay = min(self.cfg.retry_initial_delay * 2**attempt, MAX_BACKOFF)
+                if delay > MAX_RATE_LIMIT_WAIT:
+                    raise
+                log.info("rate limited, every worker waits", seconds=delay)
+                self.limiter.pause(delay)
+                attempt += 1
+
+    def _check_version(self, response: types.GenerateContentResponse) -> None:
+        """A deprecated model is answered by another: say so once per run."""
+        version = response.model_version or ""
+        if version and not version.startswith(self.model) and not self._rerouted_said:
+            self._rerouted_said = True
+            log.warning(
+                "Gemini answered with another model (billed at its rate)",
+                configured=self.model,
+                answered_by=version,
             )
 
     def failure(self, exc: Exception, record: CallRecord) -> Exception:
@@ -268,54 +266,13 @@ class GeminiProvider:
             )
         else:
             record.error = f"network error: {type(exc).__name__}"
-        self._failed_calls += 1
-        stop = self._failed_calls >= MAX_FAILED_CALLS
+        with self._lock:
+            self._failed_calls += 1
+            stop = self._failed_calls >= MAX_FAILED_CALLS
         why = f"Gemini call failed after retries ({record.error})"
         if stop:
             why += "; stopping after repeated failures"
         return CallFailed(why, record, stop)
-
-    # -- context caching -----------------------------------------------------------------
-    def _cache_for(self, system: str) -> str | None:
-        """The run's cachedContent for this instruction, created once when it is big enough."""
-        if self._cache_off:
-            return None
-        digest = hashlib.sha256(system.encode()).hexdigest()
-        if digest in self._caches:
-            return self._caches[digest]
-        name = None
-        try:
-            if self._prefix_tokens(system) >= self.cfg.min_cache_tokens:
-                cache = self.client.caches.create(
-                    model=self.model,
-                    config=types.CreateCachedContentConfig(
-                        system_instruction=system,
-                        ttl=f"{self.cfg.cache_ttl_seconds}s",
-                        display_name=f"triage {self.prompt_version}",
-                    ),
-                )
-                name = cache.name
-                self._cache_records.append(self._cache_record(cache))
-        except (genai_errors.APIError, httpx.HTTPError) as exc:
-            log.warning("context cache not created, continuing without it", error=describe(exc))
-        self._caches[digest] = name
-        return name
-
-    def _cache_record(self, cache: types.CachedContent) -> CallRecord:
-        record = self.record(0)
-        record.purpose = "cache"
-        record.input_tokens = (
-            (cache.usage_metadata.total_token_count or 0) if cache.usage_metadata else 0
-        )
-        self.price(record)
-        return record
-
-    def _prefix_tokens(self, system: str) -> int:
-        estimate = estimate_tokens(system)
-        if estimate < self.cfg.min_cache_tokens * 0.75:
-            return estimate  # clearly too small: spare the countTokens call
-        counted = self.client.models.count_tokens(model=self.model, contents=system)
-        return counted.total_tokens or estimate
 
     @staticmethod
     def _is_cache_error(exc: Exception) -> bool:
@@ -325,20 +282,13 @@ class GeminiProvider:
 
     @property
     def cache_names(self) -> list[str]:
-        return [n for n in self._caches.values() if n]
+        return self.caches.names
 
     def close(self) -> None:
         """End the run: delete its caches (storage is billed) and start the next one afresh."""
-        for digest, name in list(self._caches.items()):
-            if name:
-                try:
-                    self.client.caches.delete(name=name)
-                except (genai_errors.APIError, httpx.HTTPError) as exc:
-                    log.warning("could not delete context cache", cache=name, error=describe(exc))
-            self._caches.pop(digest, None)
-        self._cache_off = not self.cfg.use_cache
-        self._failed_calls = 0
-        self._cache_records = []
+        self.caches.close()
+        with self._lock:
+            self._failed_calls = 0
 
     # -- Batch Mode (BatchJobs) ---------------------------------------------------------
     def build_request(
@@ -367,11 +317,44 @@ class GeminiProvider:
             raise failure from None
         return info.display_name or info.name or self.model
 
-    def unknown_model(self) -> ConfigError:
-        """The error for a 404: close model names, or the endpoint when it cannot list models."""
+    def listed_models(self) -> list[str] | None:
+        """The model names the API lists (None when it cannot list them)."""
         try:
-            names = [(m.name or "").removeprefix("models/") for m in self.client.models.list()]
+            return [(m.name or "").removeprefix("models/") for m in self.client.models.list()]
         except (genai_errors.APIError, httpx.HTTPError):
+            return None
+
+    def model_notice(self, for_run: bool = False, today: date | None = None) -> str | None:
+        """A warning about the configured model: shutting down, rerouted, unlisted, unknown.
+
+        `for_run`: only what a run should say before it starts; a model the API does not list
+        fails its first call with a one-line error of its own (its replacement, close names).
+        """
+        names = self.listed_models()
+        unlisted = names is not None and self.model not in names
+        if for_run and unlisted:
+            return None
+        notice = catalog.shutdown_notice(self.info, self.model, today or date.today())
+        if notice:
+            return notice
+        if unlisted:
+            return f"Gemini model {self.model} is not among the models the API lists"
+        if for_run:
+            return None
+        if self.info is None:
+            return (
+                f"Gemini model {self.model} is not in triage's model catalog: prices come from"
+                " [llm.gemini] only and thinking is left at the model's default"
+            )
+        return None
+
+    def unknown_model(self) -> ConfigError:
+        """The error for a 404: the replacement of a retired model, or close model names."""
+        retired = catalog.retired_error(self.info, self.model)
+        if retired is not None:
+            return retired
+        names = self.listed_models()
+        if names is None:
             # Not even the model list is there: the URL is wrong, not (only) the model name.
             return ConfigError(
                 f"the Gemini API at {self.cfg.base_url} ({self.cfg.api_version}) answered 404"

@@ -60,6 +60,11 @@ def _example(ex: Example) -> str:
     return f"{head}\n{title}\n{body}\n{ITEM_CLOSE}"
 
 
+def example_tokens(ex: Example) -> int:
+    """What one example adds to the shared prefix (estimated tokens)."""
+    return estimate_tokens(_example(ex)) + 1
+
+
 def system_instruction(taxonomy: Taxonomy, examples: Sequence[Example]) -> str:
     """The shared prefix of every call: taxonomy, rules and few-shot examples."""
     shots = ""
@@ -145,7 +150,9 @@ def pack_items(
 ) -> list[list[ItemText]]:
     """Split items into prompts that fit the token budget beside the shared instruction."""
     prefix = estimate_tokens(system_instruction(taxonomy, examples)) + 20
-    room = max(max_prompt_tokens - prefix, 1)
+    # A long-context prefix ([llm] shot_tokens) is cached once: it never squeezes the items
+    # below half of max_prompt_tokens.
+    room = max(max_prompt_tokens - prefix, max_prompt_tokens // 2, 1)
     return pack(
         items,
         lambda it: estimate_tokens(render_item("i000", it, max_item_chars)) + 1,
