@@ -87,7 +87,9 @@ def sync(ctx: Context) -> Counts:
                 counts["stopped_early"] = 1
                 break
             try:
-                stats = ingest.run(ctx.sessions, source, ingest.sync_cursor_name(source))
+                name = ingest.sync_cursor_name(source)
+                since = ingest.first_sync_start(ctx, source, name)
+                stats = ingest.run(ctx.sessions, source, name, since=since)
             except Exception as exc:  # logged and counted; the other sources still run
                 errors.append(f"{source.name}: {_one_line(exc)}")
                 continue
@@ -247,19 +249,19 @@ def wait_for_ingest(ctx: Context, grace: float = INGEST_GRACE, limit: float = IN
 def digest(ctx: Context) -> Counts:
     """Deliver the digest of the last [digest] window, once per window (`triage digest`)."""
     from triage import sinks
-    from triage.digest import build_digest
+    from triage.digest import build_covering
     from triage.windows import Window
 
     wait_for_ingest(ctx)
     dest = sinks.destination(ctx)
     with ctx.sessions() as session:
-        d = build_digest(session, ctx.config, Window.ending(ctx.config.digest.window))
+        d = build_covering(session, ctx.config, Window.ending(ctx.config.digest.window), dest)
     counts = {"items": d.total.current, "themes": d.active_themes}
     if dest == "stdout":
         raise JobSkipped("[digest] to = stdout has no place to go in the daemon")
     outcome = sinks.deliver(ctx, d, dest, echo=lambda _line: None)
     if outcome.status == "written":
-        log.info("digest written", detail=outcome.detail)
+        log.info("digest written", path=outcome.detail.removeprefix("wrote "))
         return {**counts, "files": 1}
     log.info("digest delivery", status=outcome.status, detail=outcome.detail)
     return {

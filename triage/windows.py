@@ -68,3 +68,14 @@ class Window:
         now = until if until is not None else datetime.now(UTC).replace(tzinfo=None)
         end = align(now, length)
         return cls(spec.strip().lower(), end - length, end)
+
+
+def parse_start(text: str, now: datetime | None = None) -> datetime | None:
+    """`[github] since` and `[stackexchange] since`: "90d" back from now, a date, or "" (None)."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    if _PATTERN.match(text):
+        now = now if now is not None else datetime.now(UTC).replace(tzinfo=None)
+        return now - parse_window(text)
+    return parse_instant(text)

@@ -83,6 +83,7 @@ def _run(
         name = ingest.backfill_cursor_name(source, since)
     else:
         name = ingest.sync_cursor_name(source)
+        since = ingest.first_sync_start(tctx, source, name)
     last: list[RunStats] = []
     with progress_bar(source.name, source.total_hint()) as hook:
 
