@@ -383,25 +383,10 @@ class Daemon:
 CATCH_UP = ("sync", "analyze", "themes", "digest")
 
 
-def fit_defaults(ctx: Context) -> bool:
-    """Analyse with the offline provider when the configured one has no key; True if so."""
-    from triage.providers import PROVIDERS, missing_secret, offline
-
-    spec = PROVIDERS.get(ctx.config.llm.provider)
-    if spec is not None and missing_secret(spec, ctx.secrets):
-        ctx.config.llm.provider = offline().name
-        return True
-    return False
-
-
-def advise(ctx: Context, fell_back: bool) -> None:
+def advise(ctx: Context) -> None:
     """Say what the daemon will do with what is configured."""
     cfg, secrets = ctx.config, ctx.secrets
-    if fell_back:
-        log.warning(
-            "GEMINI_API_KEY is not set: analysing with the local provider"
-            " (set the key, or [llm] provider, to choose)"
-        )
+    ctx.say_fallback()  # the missing-key rule, applied where the Context was made
     if not cfg.github.repos and not cfg.stackexchange.tags:
         log.warning(
             "no sources configured: set [github] repos or [stackexchange] tags;"

@@ -34,7 +34,7 @@ def init(ctx: typer.Context) -> None:
     else:
         shutil.copyfile(shipped.example_config(), target)
         console.print(f"config: wrote {target}")
-    tctx = rt.context(check_schema=False)
+    tctx = rt.context(check_schema=False, create=True)
     migrate.upgrade(tctx.engine)
     console.print(f"database: schema at {migrate.current_revision(tctx.engine)}")
 
@@ -42,7 +42,7 @@ def init(ctx: typer.Context) -> None:
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context, revision: str = "head") -> None:
     """Apply migrations up to REVISION (default: head)."""
-    engine = runtime(ctx).context(check_schema=False).engine
+    engine = runtime(ctx).context(check_schema=False, create=True).engine
     migrate.upgrade(engine, revision)
     console.print(f"database: schema at {migrate.current_revision(engine)}")
 
