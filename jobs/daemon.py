@@ -149,8 +149,6 @@ class Daemon:
         sched.add_listener(self._on_event, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
         sched.start()
         self.scheduler = sched
-        if self.options.catch_up and any(n in self.specs for n in CATCH_UP):
-            sched.add_job(self.catch_up, "date", id="catch-up", name="catch-up")
         for job in sched.get_jobs():
             log.info(
                 "job scheduled",
@@ -162,6 +160,8 @@ class Daemon:
             self.health.start()
             log.info("health endpoint listening", url=self.health.url)
         log.info("daemon started", replica=self.replica, jobs=len(sched.get_jobs()))
+        if self.options.catch_up and any(n in self.specs for n in CATCH_UP):
+            sched.add_job(self.catch_up, "date", id="catch-up", name="catch-up")
 
     def _on_event(self, event: JobEvent) -> None:
         times = getattr(event, "scheduled_run_times", None) or [

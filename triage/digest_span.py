@@ -61,13 +61,13 @@ def covering(session: Session, window: Window, sink: str | None) -> Span:
         start, end = last
         if end == window.end and start < window.start:
             # This period went out already: the same window again, so it is delivered once.
-            return Span(Window(window.spec, start, window.end), f"since {start:%Y-%m-%d %H:%M}")
+            return Span(Window(window.spec, start, window.end), f"{start:%Y-%m-%d %H:%M}")
         if end < window.start:
-            note = f"since the previous digest ({end:%Y-%m-%d %H:%M})"
+            note = f"the previous digest at {end:%Y-%m-%d %H:%M}"
             return Span(Window(window.spec, end, window.end), note)
         return Span(window, "")
     earliest = session.scalar(select(func.min(Item.created_at)))
     if earliest is None or earliest >= window.start:
         return Span(window, "")
     start = align(earliest, timedelta(hours=1))
-    return Span(Window(window.spec, start, window.end), "everything stored (the first digest here)")
+    return Span(Window(window.spec, start, window.end), "everything stored, as the first digest here")
