@@ -169,10 +169,13 @@ def themes(ctx: Context) -> Counts:
     """Group new and changed items of the [themes] window into themes (`triage themes`)."""
     from triage.analysis.themes import run as th
     from triage.db import store
+    from triage.digest_span import before_first_digest
     from triage.windows import parse_window
 
     since = store.utcnow() - parse_window(ctx.config.themes.window)
-    run = th.run_for_context(ctx, since)
+    with ctx.sessions() as session:
+        oldest = before_first_digest(session)  # the first digest covers everything stored
+    run = th.run_for_context(ctx, min(since, oldest) if oldest else since)
     counts = {
         "pending": run.pending,
         "assigned": run.assigned,

@@ -70,4 +70,19 @@ def covering(session: Session, window: Window, sink: str | None) -> Span:
     if earliest is None or earliest >= window.start:
         return Span(window, "")
     start = align(earliest, timedelta(hours=1))
-    return Span(Window(window.spec, start, window.end), "everything stored, as the first digest here")
+    note = "everything stored, as the first digest here"
+    return Span(Window(window.spec, start, window.end), note)
+
+
+def before_first_digest(session: Session) -> datetime | None:
+    """Before any digest went out, the oldest stored change: the first themes run covers what
+    the first digest will (everything stored); None once a digest was delivered."""
+    if session.scalar(select(Delivery.id).limit(1)) is not None:
+        return None
+    oldest: datetime | None = session.scalar(select(func.min(Item.updated_at)))
+    return oldest
+
+
+def active_since(session: Session, since: datetime) -> int:
+    """Items changed since `since` (what a themes window holds)."""
+    return int(session.scalar(select(func.count(Item.key)).where(Item.updated_at >= since)) or 0)

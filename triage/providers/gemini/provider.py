@@ -300,6 +300,8 @@ class GeminiProvider:
         digest = hashlib.sha256(system.encode()).hexdigest()
         if digest in self._caches:
             return self._caches[digest]
+        if not self._caches:  # before the run's first cache: a wrong model is one clear error
+            self.check_model()
         name = None
         try:
             if self._prefix_tokens(system) >= self.cfg.min_cache_tokens:
