@@ -42,9 +42,7 @@ def init(
     own = repo is not None or tag is not None
     if target.exists():
         if own:
-            raise ConfigError(
-                f"{target} exists: set [github] repos and [stackexchange] tags there"
-            )
+            raise ConfigError(f"{target} exists: set [github] repos and [stackexchange] tags there")
         console.print(f"config: {target} exists, left as it is")
     else:
         text = shipped.example_config().read_text(encoding="utf-8")
