@@ -24,6 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from procs import run_measured  # noqa: E402
+
 from tests.fakes.github import FakeGitHub  # noqa: E402
 from tests.fakes.stackexchange import FakeStackExchange  # noqa: E402
 
@@ -59,18 +61,10 @@ def seed(gh: FakeGitHub, se: FakeStackExchange) -> None:
         se.add_question(title, f"<p>{body}</p>", tags=[TAG], created=start + i * 9 * 3600)
 
 
-def triage(*args: str, cwd: Path, env: dict[str, str]) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "triage.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"triage {' '.join(args)} failed: {done.stderr.strip()}")
-    return done.stdout
+def triage(*args: str, cwd: Path, env: dict[str, str]) -> None:
+    out, _seconds, _rss, code = run_measured(list(args), env, cwd)
+    if code != 0:
+        raise SystemExit(f"triage {' '.join(args)} failed: {out.strip()[-1500:]}")
 
 
 def make_html(out: Path) -> None:
