@@ -139,3 +139,17 @@ def test_a_bad_value_in_the_file_names_the_file(tmp_path: Path) -> None:
     path.write_text('[stackexchange]\napi_url = ""\n')
     with pytest.raises(ConfigError, match=rf"'stackexchange\.api_url' in {path}: expected"):
         load_config(path, env={"TRIAGE_GITHUB__REPOS": '["o/r"]'})
+
+
+def test_list_overrides_take_commas_as_well_as_json() -> None:
+    cfg = load_config(
+        None,
+        env={
+            "TRIAGE_GITHUB__REPOS": "octo/demo, octo/other",
+            "TRIAGE_STACKEXCHANGE__TAGS": '["google-gemini"]',
+            "TRIAGE_DIGEST__HIGH_PRIORITY": "critical",
+        },
+    )
+    assert cfg.github.repos == ["octo/demo", "octo/other"]
+    assert cfg.stackexchange.tags == ["google-gemini"]
+    assert cfg.digest.high_priority == ["critical"]
