@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install test run lint typecheck bench clean
+.PHONY: install test run lint typecheck bench clean screenshot
 
 $(BIN)/triage: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ bench: install
 	$(BIN)/python bench/llm_cost.py
 	$(BIN)/python bench/themes.py
 	$(BIN)/python bench/local_quality.py --seeds 1
+
+# The README's picture of an HTML digest made from the test fakes (needs Chromium).
+screenshot: install
+	$(BIN)/python bench/screenshot.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

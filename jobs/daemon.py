@@ -68,6 +68,7 @@ class Options:
     stop_timeout: float = 60.0
     replica: str | None = None
     misfire_grace_time: int = 3600
+    catch_up: bool = True  # start with sync -> analyze -> themes -> digest, then the schedule
 
 
 @dataclass
@@ -102,6 +103,7 @@ class Daemon:
         self._stop = threading.Event()
         self._force = False
         self._lock: locks.DaemonLock | None = None
+        self._last_error: dict[str, str] = {}
         self._tz: tzinfo = schedule.zone(ctx.config.schedule.timezone)
         # Validate every schedule before anything starts: a typo is a config error, not a crash.
         self.triggers = {
@@ -158,6 +160,8 @@ class Daemon:
             self.health.start()
             log.info("health endpoint listening", url=self.health.url)
         log.info("daemon started", replica=self.replica, jobs=len(sched.get_jobs()))
+        if self.options.catch_up and any(n in self.specs for n in CATCH_UP):
+            sched.add_job(self.catch_up, "date", id="catch-up", name="catch-up")
 
     def _on_event(self, event: JobEvent) -> None:
         times = getattr(event, "scheduled_run_times", None) or [
@@ -325,6 +329,14 @@ class Daemon:
         if outcome == runs.OK:
             self.metrics.last_success[spec.name] = time.time()
         level = {runs.FAILED: log.error, runs.SKIPPED: log.info}.get(outcome, log.info)
+        if outcome == runs.FAILED and error is not None:
+            # Said once (e.g. a source unreachable without network): the same error again is quiet.
+            if self._last_error.get(spec.name) == error:
+                level, error = log.info, "the same error as the previous run"
+            else:
+                self._last_error[spec.name] = error
+        else:
+            self._last_error.pop(spec.name, None)
         level(
             "job finished",
             job=spec.name,
@@ -333,9 +345,25 @@ class Daemon:
             error=error,
             counts=counts,
         )
-        if spec.name == "sync" and counts.get("new", 0) + counts.get("updated", 0) > 0:
+        catching_up = slot.startswith("startup@")  # the catch-up cycle runs analyze itself
+        if (
+            spec.name == "sync"
+            and counts.get("new", 0) + counts.get("updated", 0) > 0
+            and not (catching_up)
+        ):
             self._chain("analyze", f"after-sync@{slot}")
         return outcome
+
+    def catch_up(self) -> None:
+        """The first cycle runs now instead of at the first slot: a new user sees a digest."""
+        slot = "startup@" + schedule.slot_name(utcnow())
+        names = [n for n in CATCH_UP if n in self.specs]
+        log.info("catch-up cycle started", jobs=names)
+        for name in names:
+            if self._stop.is_set():
+                return
+            self.execute(name, slot)
+        log.info("catch-up cycle done; the jobs now follow [schedule]")
 
     def _chain(self, name: str, slot: str) -> None:
         """Run `name` now (e.g. analyze right after a sync brought new items)."""
@@ -351,25 +379,14 @@ class Daemon:
         )
 
 
-def fit_defaults(ctx: Context) -> bool:
-    """Analyse with the offline provider when the configured one has no key; True if so."""
-    from triage.providers import PROVIDERS, missing_secret, offline
-
-    spec = PROVIDERS.get(ctx.config.llm.provider)
-    if spec is not None and missing_secret(spec, ctx.secrets):
-        ctx.config.llm.provider = offline().name
-        return True
-    return False
+# The start-up cycle, in pipeline order: what a digest needs, nothing that writes to GitHub.
+CATCH_UP = ("sync", "analyze", "themes", "digest")
 
 
-def advise(ctx: Context, fell_back: bool) -> None:
+def advise(ctx: Context) -> None:
     """Say what the daemon will do with what is configured."""
     cfg, secrets = ctx.config, ctx.secrets
-    if fell_back:
-        log.warning(
-            "GEMINI_API_KEY is not set: analysing with the local provider"
-            " (set the key, or [llm] provider, to choose)"
-        )
+    ctx.say_fallback()  # the missing-key rule, applied where the Context was made
     if not cfg.github.repos and not cfg.stackexchange.tags:
         log.warning(
             "no sources configured: set [github] repos or [stackexchange] tags;"

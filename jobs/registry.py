@@ -87,7 +87,9 @@ def sync(ctx: Context) -> Counts:
                 counts["stopped_early"] = 1
                 break
             try:
-                stats = ingest.run(ctx.sessions, source, ingest.sync_cursor_name(source))
+                name = ingest.sync_cursor_name(source)
+                since = ingest.first_sync_start(ctx, source, name)
+                stats = ingest.run(ctx.sessions, source, name, since=since)
             except Exception as exc:  # logged and counted; the other sources still run
                 errors.append(f"{source.name}: {_one_line(exc)}")
                 continue
@@ -168,10 +170,13 @@ def themes(ctx: Context) -> Counts:
     """Group new and changed items of the [themes] window into themes (`triage themes`)."""
     from triage.analysis.themes import run as th
     from triage.db import store
+    from triage.digest_span import before_first_digest
     from triage.windows import parse_window
 
     since = store.utcnow() - parse_window(ctx.config.themes.window)
-    run = th.run_for_context(ctx, since)
+    with ctx.sessions() as session:
+        oldest = before_first_digest(session)  # the first digest covers everything stored
+    run = th.run_for_context(ctx, min(since, oldest) if oldest else since)
     counts = {
         "pending": run.pending,
         "assigned": run.assigned,
@@ -248,19 +253,19 @@ def wait_for_ingest(ctx: Context, grace: float = INGEST_GRACE, limit: float = IN
 def digest(ctx: Context) -> Counts:
     """Deliver the digest of the last [digest] window, once per window (`triage digest`)."""
     from triage import sinks
-    from triage.digest import build_digest
+    from triage.digest import build_covering
     from triage.windows import Window
 
     wait_for_ingest(ctx)
     dest = sinks.destination(ctx)
     with ctx.sessions() as session:
-        d = build_digest(session, ctx.config, Window.ending(ctx.config.digest.window))
+        d = build_covering(session, ctx.config, Window.ending(ctx.config.digest.window), dest)
     counts = {"items": d.total.current, "themes": d.active_themes}
     if dest == "stdout":
         raise JobSkipped("[digest] to = stdout has no place to go in the daemon")
     outcome = sinks.deliver(ctx, d, dest, echo=lambda _line: None)
     if outcome.status == "written":
-        log.info("digest written", detail=outcome.detail)
+        log.info("digest written", path=outcome.detail.removeprefix("wrote "))
         return {**counts, "files": 1}
     log.info("digest delivery", status=outcome.status, detail=outcome.detail)
     return {

@@ -5,9 +5,10 @@ from __future__ import annotations
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+import typer.main
 from typer.exceptions import Abort, TyperException
 
 from triage import doctor, logs
@@ -23,15 +24,32 @@ from triage.commands import (
     themes,
 )
 from triage.errors import TriageError
+from triage.help_text import name_values
 
 app = typer.Typer(
     help="Triage GitHub issues and Stack Overflow questions: ingest, classify, group, digest.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Help is plain text: config keys such as `[llm] provider` are shown literally, never read
+    # as rich markup, and flags show as flags.
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 _state: dict[str, object] = {"debug": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("triage")
+        except PackageNotFoundError:  # a checkout run without installing
+            number = "unknown (not installed)"
+        typer.echo(f"triage {number}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -44,6 +62,12 @@ def _root(
         ),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs")] = False,
+    _show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit"
+        ),
+    ] = False,
 ) -> None:
     from triage.commands.common import Runtime
 
@@ -55,6 +79,13 @@ def _root(
 CORE = (admin, doctor, ingest, analyze, themes, digest, label, daemon, evaluate)
 for _module in CORE:
     _module.register(app)
+
+
+def command() -> Any:
+    """The command behind `app`, with value names in its help (help_text.py)."""
+    cmd = typer.main.get_command(app)
+    name_values(cmd, typer.Context(cmd))
+    return cmd
 
 
 def _usage_error(exc: TyperException) -> None:
@@ -80,7 +111,7 @@ def main() -> None:
     debug = "--debug" in sys.argv
     try:
         # Not standalone: usage errors and Ctrl-C come back here, to be said in one line.
-        code = app(standalone_mode=False)
+        code = command().main(prog_name="triage", standalone_mode=False)
     except Abort:
         typer.echo("aborted", err=True)
         sys.exit(1)

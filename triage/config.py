@@ -9,7 +9,7 @@ import json
 import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_origin
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -63,6 +63,8 @@ class GitHubConfig(Section):
     retry_backoff: float = Field(1.0, ge=0)
     # First wait after a secondary rate limit that names no Retry-After (GitHub asks for >= 60 s).
     secondary_rate_wait: float = Field(60.0, ge=0)
+    # Where a repository's first sync starts: "90d" back from then, a date, or "" (all of it).
+    since: str = ""
 
 
 class StackExchangeConfig(Section):
@@ -74,6 +76,8 @@ class StackExchangeConfig(Section):
     timeout: float = Field(30.0, gt=0)
     max_retries: int = Field(5, ge=0)
     max_backoff_wait: float = Field(600.0, ge=0)
+    # Where a tag's first sync starts (questions created since): "90d", a date, or "" (all).
+    since: str = ""
 
 
 THINKING_LEVELS = ("off", "low", "medium", "high")
@@ -314,6 +318,21 @@ def env_overrides(env: dict[str, str]) -> dict[str, Any]:
     return out
 
 
+def _lists_from_commas(overrides: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
+    """`TRIAGE_GITHUB__REPOS=a/b,c/d` means the list ["a/b", "c/d"] (JSON works as well)."""
+    out: dict[str, Any] = {}
+    for key, value in overrides.items():
+        field = model.model_fields.get(key)
+        kind = field.annotation if field is not None else None
+        if isinstance(value, dict) and isinstance(kind, type) and issubclass(kind, BaseModel):
+            out[key] = _lists_from_commas(value, kind)
+        elif isinstance(value, str) and get_origin(kind) is list:
+            out[key] = [part.strip() for part in value.split(",") if part.strip()]
+        else:
+            out[key] = value
+    return out
+
+
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in extra.items():
@@ -360,7 +379,7 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
             raise ConfigError(f"malformed TOML in {file}: {exc}") from None
     elif path is not None:
         raise ConfigError(f"config file {file} does not exist (run `triage init`)")
-    overrides = env_overrides(env)
+    overrides = _lists_from_commas(env_overrides(env), Config)
     try:
         return Config.model_validate(_merge(data, overrides))
     except ValidationError as exc:

@@ -18,6 +18,7 @@ from triage.config import Config, Secrets
 from triage.db import migrate
 from triage.db.engine import make_engine, session_factory
 from triage.db.llm_calls import Budget
+from triage.logs import get_logger
 from triage.providers.base import Classifier, end_run
 
 if TYPE_CHECKING:
@@ -31,10 +32,20 @@ class Context:
     config: Config
     secrets: Secrets
     _providers: dict[str, Classifier] = field(default_factory=dict, repr=False)
+    # Set where the missing-key rule replaced [llm] provider (providers.fallback); said once.
+    fallback: str | None = None
+    create_db: bool = True  # the CLI passes False except for `init` and `db upgrade`
+    _fallback_said: bool = field(default=False, repr=False)
+
+    def say_fallback(self) -> None:
+        """Log the missing-key fallback the first time something depends on it."""
+        if self.fallback and not self._fallback_said:
+            self._fallback_said = True
+            get_logger("triage").warning(self.fallback)
 
     @cached_property
     def engine(self) -> Engine:
-        return make_engine(self.config.database.url)
+        return make_engine(self.config.database.url, create=self.create_db)
 
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
@@ -76,6 +87,8 @@ class Context:
         An unknown name is a one-line ConfigError naming the known ones (PROVIDERS).
         """
         chosen = name or self.config.llm.provider
+        if chosen == self.config.llm.provider:
+            self.say_fallback()
         if chosen not in self._providers:
             self._providers[chosen] = providers.build(self, chosen)
         return self._providers[chosen]

@@ -27,6 +27,7 @@ from triage.digest_model import (
     ThemeVolume,
     Volume,
 )
+from triage.digest_span import covering, stored
 from triage.windows import Window
 
 # How many recent windows the theme-volume chart shows.
@@ -327,7 +328,10 @@ def unanswered(session: Session, window: Window, hours: float) -> Listing:
     return Listing(total=total, items=[_ref(i) for i in session.scalars(stmt)])
 
 
-def spend(session: Session, window: Window) -> Spend:
+def spend(session: Session, window: Window, now: datetime | None = None) -> Spend:
+    """Calls in the window; for the current window, every call up to the moment of building."""
+    now = now or utcnow()
+    end = now if window.end <= now < window.end + window.length else window.end
     row = session.execute(
         select(
             func.count(LLMCall.id),
@@ -335,7 +339,7 @@ def spend(session: Session, window: Window) -> Spend:
             func.coalesce(func.sum(LLMCall.cached_tokens), 0),
             func.coalesce(func.sum(LLMCall.output_tokens), 0),
             func.coalesce(func.sum(LLMCall.cost_usd), 0.0),
-        ).where(LLMCall.created_at >= window.start, LLMCall.created_at < window.end)
+        ).where(LLMCall.created_at >= window.start, LLMCall.created_at <= end)
     ).one()
     return Spend(
         calls=int(row[0]),
@@ -346,9 +350,11 @@ def spend(session: Session, window: Window) -> Spend:
     )
 
 
-def build_digest(session: Session, cfg: Config, window: Window) -> Digest:
+def build_digest(session: Session, cfg: Config, window: Window, coverage: str = "") -> Digest:
     """Everything the digest says about `window`, compared with the window before it."""
+    now = utcnow()
     by_source = source_counts(session, window)
+    held = stored(session) if not sum(r.current for r in by_source) else None
     themes, active, volume = theme_sections(
         session, window, cfg.digest.top_themes, cfg.digest.examples_per_theme
     )
@@ -358,7 +364,9 @@ def build_digest(session: Session, cfg: Config, window: Window) -> Digest:
         start=window.start,
         end=window.end,
         previous_start=window.shifted(1).start,
-        generated_at=utcnow(),
+        generated_at=now,
+        coverage=coverage,
+        empty_hint=held.hint(window.end, "triage digest") if held else "",
         total=CountRow(
             name="total",
             current=sum(r.current for r in by_source),
@@ -373,6 +381,12 @@ def build_digest(session: Session, cfg: Config, window: Window) -> Digest:
         duplicates_total=dups_total,
         unanswered=unanswered(session, window, cfg.digest.unanswered_after_hours),
         unanswered_after_hours=cfg.digest.unanswered_after_hours,
-        spend=spend(session, window),
+        spend=spend(session, window, now),
         volume=volume,
     )
+
+
+def build_covering(session: Session, cfg: Config, window: Window, sink: str | None) -> Digest:
+    """The digest of `window` stretched back to the previous digest to `sink` (see digest_span)."""
+    span = covering(session, window, sink)
+    return build_digest(session, cfg, span.window, span.note)

@@ -101,6 +101,8 @@ class Digest(BaseModel):
     unanswered_after_hours: float
     spend: Spend
     volume: Volume
+    coverage: str = ""  # "since the previous digest (...)" when the window was stretched back
+    empty_hint: str = ""  # an empty window: how many items are stored and the --window to use
 
     @property
     def duplicates_more(self) -> int:

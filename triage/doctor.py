@@ -20,6 +20,10 @@ from triage.sources import SOURCES
 Check = Callable[[Context], str]
 
 
+class Warn(Exception):
+    """A check that passes with a caveat: printed as `warn`, and doctor still exits 0."""
+
+
 def _schema(ctx: Context) -> str:
     migrate.require_current(ctx.engine)
     return f"schema current ({migrate.current_revision(ctx.engine)})"
@@ -27,6 +31,8 @@ def _schema(ctx: Context) -> str:
 
 def _credentials(ctx: Context) -> str:
     s, cfg = ctx.secrets, ctx.config
+    if ctx.fallback:  # the missing-key rule: the same fallback as every command and the daemon
+        raise Warn(ctx.fallback)
     missing = []
     spec = providers.spec_for(cfg.llm.provider)  # an unknown name fails this check
     if providers.missing_secret(spec, s):
@@ -82,6 +88,8 @@ def run_checks(rt: Runtime) -> bool:
         try:
             # Check texts name config sections ("[github] repos"): not rich markup.
             console.print(f"[green]ok[/]   {name}: {escape(logs.redact(check(ctx)))}")
+        except Warn as exc:
+            console.print(f"[yellow]warn[/] {name}: {escape(logs.redact(str(exc)))}")
         except TriageError as exc:
             ok = False
             console.print(f"[red]fail[/] {name}: {escape(logs.redact(str(exc)))}")

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy.exc import InterfaceError, OperationalError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
+from triage.context import Context
 from triage.db import store
 from triage.db.engine import transaction
 from triage.logs import get_logger
@@ -51,6 +52,20 @@ def source_builders(deps: SourceDeps) -> list[SourceBuilder]:
 
 def sync_cursor_name(source: Source) -> str:
     return f"sync:{source.name}"
+
+
+def first_sync_start(deps: Context, source: Source, cursor_name: str) -> datetime | None:
+    """A source's first sync starts at its section's `since` ("90d"); later ones at the cursor."""
+    from triage.windows import parse_start
+
+    spec = SOURCES.get(source.name.partition(":")[0])
+    if spec is None:
+        return None
+    section = getattr(deps.config, spec.config_section)
+    with deps.sessions() as session:
+        if store.get_cursor(session, cursor_name) is not None:
+            return None
+    return parse_start(str(getattr(section, "since", "")))
 
 
 def backfill_cursor_name(source: Source, since: datetime | None) -> str:

@@ -77,3 +77,14 @@ class Window:
                 f"window '{spec}' reaches back before the year 1: use a shorter one, e.g. 7d"
             ) from None
         return cls(spec.strip().lower(), start, end)
+
+
+def parse_start(text: str, now: datetime | None = None) -> datetime | None:
+    """`[github] since` and `[stackexchange] since`: "90d" back from now, a date, or "" (None)."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    if _PATTERN.match(text):
+        now = now if now is not None else datetime.now(UTC).replace(tzinfo=None)
+        return now - parse_window(text)
+    return parse_instant(text)

@@ -4,7 +4,7 @@ Gemini models think before they answer and bill those tokens as output. `output_
 counting them (budgets and costs stay comparable); `thinking_tokens` says how many of them were
 thinking, for `triage status` and the `[llm.gemini] thinking` setting.
 
-Revision ID: 0004_llm_calls_thinking_tokens
+Revision ID: 0004
 Revises: 0003
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_llm_calls_thinking_tokens"
+revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None

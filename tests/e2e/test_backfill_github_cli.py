@@ -311,3 +311,18 @@ def test_a_malformed_backfill_target_is_a_usage_error(
 
     assert result.returncode == 2
     assert error_line(result.stderr).startswith(message)
+
+
+def test_the_same_repository_in_two_spellings_is_stored_once(
+    gh: FakeGitHub, env: dict[str, str], tmp_path: Path
+) -> None:
+    gh.add_repo("octo/hello", issues=5)
+    for spelling in ("octo/hello", "Octo/Hello"):
+        r = run_triage("backfill", "github", spelling, cwd=tmp_path, env=env)
+        assert r.returncode == 0, r.stderr
+    assert numbers(tmp_path) == [1, 2, 3, 4, 5]
+    engine = make_engine(env["TRIAGE_DATABASE__URL"])
+    with session_factory(engine)() as s:
+        keys = sorted(s.scalars(select(Item.key)))
+    engine.dispose()
+    assert keys == [f"github:octo/hello#{n}" for n in range(1, 6)]

@@ -64,7 +64,13 @@ def test_analyze_then_nothing_left_and_spend_in_status(project: Path, fake: Fake
 def test_missing_key_is_one_line_naming_the_variable_and_the_local_provider(
     project: Path,
 ) -> None:
+    # The configured provider without its key: the local provider, said once (as in the daemon).
     result = run_triage("analyze", cwd=project)
+    assert result.returncode == 0, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert "GEMINI_API_KEY is not set: analysing with the local provider" in line
+    # Asking for Gemini by name without its key is one line naming the variable.
+    result = run_triage("analyze", "--provider", "gemini", cwd=project)
     assert result.returncode == 2
     [line] = result.stderr.strip().splitlines()
     assert "GEMINI_API_KEY" in line and "--provider local" in line

@@ -91,6 +91,8 @@ def test_source_split_by_time_saves_thresholds_and_writes_html(tmp_path: Path) -
         "eval",
         "--source",
         "github:acme/app",
+        "--split",
+        "time",
         "--json",
         "--save-thresholds",
         "--html",
@@ -113,6 +115,20 @@ def test_source_split_by_time_saves_thresholds_and_writes_html(tmp_path: Path) -
     images = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", page)
     assert len(images) == 2  # the reliability diagram and one confusion matrix
     assert all(base64.b64decode(img).startswith(b"\x89PNG") for img in images)
+
+
+def test_the_default_split_is_stratified_said_in_the_output_with_a_small_label_warning(
+    tmp_path: Path,
+) -> None:
+    cwd = project(tmp_path)
+    done = run_triage("eval", "--source", "github:acme/app", cwd=cwd, env={"COLUMNS": "300"})
+    assert done.returncode == 0, done.stderr
+    assert "stratified split by label" in " ".join(done.stdout.split())  # the table title
+    # 75 items, three labels: 5 test items each, each named in one warning line.
+    [warned] = [x for x in done.stderr.splitlines() if x.startswith("warning:")]
+    assert "fewer than 10 test items for" in warned
+    for label in ("bug 5 test items", "feature 5 test items", "question 5 test items"):
+        assert label in warned
 
 
 def test_source_and_csv_together_is_a_usage_error(tmp_path: Path) -> None:

@@ -83,7 +83,7 @@ def test_unknown_site_is_one_line_and_exit_1(tmp_path: Path, env: dict[str, str]
 def test_quota_used_up_exits_1_keeps_progress_and_rerun_continues(
     tmp_path: Path, env: dict[str, str], fake: FakeStackExchange
 ) -> None:
-    fake.set_quota(remaining=2)
+    fake.set_quota(remaining=3)  # the tag check, then two pages
     first = run_triage("backfill", "stackoverflow", TAG, cwd=tmp_path, env=env)
     assert first.returncode == 1
     [line] = error_lines(first.stderr)
@@ -155,3 +155,17 @@ def test_backfill_killed_mid_way_resumes_with_every_question_once(
     assert result.returncode == 0, result.stderr
     assert fake.question_calls()[before].arg("min") is not None
     assert stored(tmp_path) == 400
+
+
+def test_an_unknown_or_malformed_tag_is_one_line_exit_2_and_stores_nothing(
+    tmp_path: Path, env: dict[str, str], fake: FakeStackExchange
+) -> None:
+    for tag, expected in (
+        ("no-such-tag", "does not exist on stackoverflow"),
+        ("[google-gemini]", "(write 'google-gemini')"),
+    ):
+        r = run_triage("backfill", "stackoverflow", tag, cwd=tmp_path, env=env)
+        assert r.returncode == 2, r.stderr
+        [line] = error_lines(r.stderr)
+        assert expected in line, line
+        assert stored(tmp_path) == 0

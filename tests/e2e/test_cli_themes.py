@@ -66,9 +66,16 @@ def test_bad_window_and_unknown_provider_are_one_line_usage_errors(workdir: Path
 
 
 def test_gemini_without_a_key_says_what_to_do(workdir: Path) -> None:
-    r = run_triage("themes", cwd=workdir)  # [llm] provider defaults to gemini
-    assert r.returncode == 2
-    assert "GEMINI_API_KEY" in r.stderr and "--provider local" in r.stderr
+    # [llm] provider defaults to gemini: without its key, the local provider, said once.
+    r = run_triage("themes", cwd=workdir)
+    assert r.returncode == 0, r.stderr
+    [said] = r.stderr.strip().splitlines()
+    assert "GEMINI_API_KEY is not set: analysing with the local provider" in said
+    assert "17 of 17 items themed" in r.stdout.replace("\n", " ")
+    # Gemini asked for by name without its key: one line saying what to do.
+    g = run_triage("themes", "--provider", "gemini", cwd=workdir)
+    assert g.returncode == 2
+    assert "GEMINI_API_KEY" in g.stderr and "--provider local" in g.stderr
 
 
 def test_gemini_themes_and_duplicates_against_the_fake(workdir: Path, fake: FakeGemini) -> None:

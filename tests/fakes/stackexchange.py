@@ -16,6 +16,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import unquote
 
 from tests.fakes.server import FakeServer, Request, Response
 from tests.fakes.stackexchange_data import SITES, START, Question, sample_question
@@ -61,6 +62,9 @@ class FakeStackExchange(FakeServer):
             self.put(sample_question(i, site, tag))
         self.route("GET", rf"/{VERSION}/questions", self._questions)
         self.route("GET", rf"/{VERSION}/info", self._info)
+        self.route("GET", rf"/{VERSION}/tags/(?P<tags>[^/]+)/info", self._tag_info)
+        # Tags the site knows besides those on its questions (a new tag with no question yet).
+        self.known_tags: set[str] = {tag}
 
     @property
     def base_url(self) -> str:
@@ -303,6 +307,30 @@ class FakeStackExchange(FakeServer):
             "api_revision": "2025.1.1.1",
         }
         return Response(200, self._wrapper(holder, "info", [info], False))
+
+    def _tag_info(self, req: Request, m: Any) -> Response:
+        """`/tags/{tags}/info`: one entry per known tag of the `;`-separated list; unknown ones
+        are simply absent (an unknown tag answers `items: []`, not an error)."""
+        holder, refused = self._admit(req, "tags")
+        if refused is not None:
+            return refused
+        site = req.arg("site")
+        wanted = [unquote(t) for t in m.group("tags").split(";") if t]
+        with self._state:
+            used = [t for (s, _), q in self.questions.items() if s == site for t in q.tags]
+        counts = {t: used.count(t) for t in set(used) | self.known_tags}
+        items = [
+            {
+                "name": t,
+                "count": counts[t],
+                "has_synonyms": False,
+                "is_moderator_only": False,
+                "is_required": False,
+            }
+            for t in wanted
+            if t in counts
+        ]
+        return Response(200, self._wrapper(holder, "tags", items, False))
 
 
 def main(argv: list[str] | None = None) -> None:

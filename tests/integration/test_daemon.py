@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy import select
 
 from tests.daemon_proc import Daemon, write_config
-from tests.e2e.cli import run_triage
 from triage.db import migrate
 from triage.db.engine import make_engine
 from triage.db.schema import JobRun, JobSlot
@@ -139,24 +138,3 @@ def test_two_replicas_run_every_slot_exactly_once(tmp_path: Path, postgres_url: 
     times = sorted(datetime.fromisoformat(s.rstrip("Z")) for s in per_slot)
     gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
     assert len(times) >= 8 and max(gaps) <= 2, times
-
-
-def test_make_run_works_on_the_embedded_defaults(tmp_path: Path) -> None:
-    """`triage init` then `triage run`: SQLite, no key, no sources, no Slack: it keeps running."""
-    init = run_triage("init", cwd=tmp_path)
-    assert init.returncode == 0, init.stderr
-    cfg = tmp_path / "triage.toml"
-    with Daemon(cfg, "--health-port", "0", cwd=tmp_path) as d:
-        url = d.event("health endpoint listening")["url"]
-        d.event("daemon started")
-        assert httpx.get(url + "/healthz").status_code == 200
-        assert d.stop() == 0
-    events = {e["event"] for e in d.events}
-    assert any(
-        e.startswith("GEMINI_API_KEY is not set: analysing with the local provider") for e in events
-    )
-    assert any(e.startswith("no sources configured") for e in events)
-    assert "Slack is not configured: digests are written to files" in events
-    once = run_triage("run", "--once", cwd=tmp_path)
-    assert once.returncode == 0, once.stderr
-    assert [p.name.startswith("digest-") for p in (tmp_path / "digests").iterdir()] == [True]

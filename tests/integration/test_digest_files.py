@@ -114,12 +114,19 @@ def test_html_chart_is_a_real_png(ctx: Context) -> None:
     assert len({tuple(p) for p in pixels[::25, ::25].reshape(-1, pixels.shape[2])}) > 3
 
 
-def test_html_without_themes_says_so(engine: Engine) -> None:
+def test_an_empty_digest_leaves_out_its_empty_sections_alike_in_markdown_and_html(
+    engine: Engine,
+) -> None:
     ctx = Context(
         config=Config.model_validate({"database": {"url": str(engine.url)}}), secrets=Secrets()
     )
-    page = render_html(build(ctx))
-    assert "data:image/png" not in page and "No themed items" in page
+    d = build(ctx)
+    page, text = render_html(d), render_markdown(d)
+    assert "data:image/png" not in page
+    for doc in (page, text):
+        for heading in ("Top themes", "High-priority bugs", "Possible duplicates", "By category"):
+            assert heading not in doc
+        assert "nothing stored yet" in doc
 
 
 def test_files_are_written_recorded_and_overwritten(ctx: Context, tmp_path: Path) -> None:

@@ -8,13 +8,22 @@ from triage.config import Config, Secrets, load_config
 from triage.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.toml"
+EXAMPLE_SOURCES = [("github", "repos"), ("github", "since"), ("stackexchange", "tags")]
+EXAMPLE_SOURCES += [("stackexchange", "since")]
 
 
 def test_example_documents_every_key_with_its_default() -> None:
     import tomllib
 
     data = tomllib.loads(EXAMPLE.read_text())
-    assert Config.model_validate(data).model_dump() == Config().model_dump()
+    example = Config.model_validate(data).model_dump()
+    # The example sources (one repository, one tag, from 90 days back) are not defaults.
+    for section, key in EXAMPLE_SOURCES:
+        assert example[section].pop(key) != Config().model_dump()[section][key]
+    defaults = Config().model_dump()
+    for section, key in EXAMPLE_SOURCES:
+        defaults[section].pop(key)
+    assert example == defaults
 
     def keys(model: dict[str, object], prefix: str = "") -> set[str]:
         out = set()
@@ -130,3 +139,17 @@ def test_a_bad_value_in_the_file_names_the_file(tmp_path: Path) -> None:
     path.write_text('[stackexchange]\napi_url = ""\n')
     with pytest.raises(ConfigError, match=rf"'stackexchange\.api_url' in {path}: expected"):
         load_config(path, env={"TRIAGE_GITHUB__REPOS": '["o/r"]'})
+
+
+def test_list_overrides_take_commas_as_well_as_json() -> None:
+    cfg = load_config(
+        None,
+        env={
+            "TRIAGE_GITHUB__REPOS": "octo/demo, octo/other",
+            "TRIAGE_STACKEXCHANGE__TAGS": '["google-gemini"]',
+            "TRIAGE_DIGEST__HIGH_PRIORITY": "critical",
+        },
+    )
+    assert cfg.github.repos == ["octo/demo", "octo/other"]
+    assert cfg.stackexchange.tags == ["google-gemini"]
+    assert cfg.digest.high_priority == ["critical"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import shutil
+import re
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -25,24 +25,63 @@ from triage.export import export_items
 db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
 
 
-def init(ctx: typer.Context) -> None:
+def init(
+    ctx: typer.Context,
+    repo: Annotated[
+        list[str] | None,
+        typer.Option("--repo", help="OWNER/REPO to watch instead of the example (repeatable)"),
+    ] = None,
+    tag: Annotated[
+        list[str] | None,
+        typer.Option("--tag", help="Stack Overflow tag to watch instead of the example"),
+    ] = None,
+) -> None:
     """Write triage.toml from the example if missing, then create or upgrade the database."""
     rt = runtime(ctx)
     target = config_path(rt.config_path)
+    own = repo is not None or tag is not None
     if target.exists():
+        if own:
+            raise ConfigError(f"{target} exists: set [github] repos and [stackexchange] tags there")
         console.print(f"config: {target} exists, left as it is")
     else:
-        shutil.copyfile(shipped.example_config(), target)
-        console.print(f"config: wrote {target}")
-    tctx = rt.context(check_schema=False)
+        text = shipped.example_config().read_text(encoding="utf-8")
+        if own:
+            text = own_sources(text, repo or [], tag or [])
+        target.write_text(text, encoding="utf-8")
+        what = "your sources" if own else "the example sources (replace them with yours)"
+        console.print(f"config: wrote {target} watching {what}")
+    tctx = rt.context(check_schema=False, create=True)
     migrate.upgrade(tctx.engine)
     console.print(f"database: schema at {migrate.current_revision(tctx.engine)}")
+
+
+def own_sources(example: str, repos: list[str], tags: list[str]) -> str:
+    """The example config with its example sources replaced by `--repo` and `--tag`."""
+    from triage.sources.stackexchange import tag_name
+
+    for spec in repos:
+        owner, _, name = spec.strip().partition("/")
+        if not owner or not name or "/" in name:
+            raise ConfigError(f"--repo: expected OWNER/REPO or OWNER/*, got {spec!r}")
+    values = {
+        "repos": json.dumps([r.strip() for r in repos]),
+        "tags": json.dumps([tag_name(t) for t in tags]),
+    }
+    lines = []
+    for line in example.splitlines(keepends=True):
+        key = line.split("=", 1)[0].strip()
+        if key in values and "# default []" in line:
+            line = f"{key} = {values.pop(key)}" + line[line.index("  ") :]
+        lines.append(line)
+    text = "".join(lines)
+    return re.sub(r"(?m)^# example sources, replace with yours.*$", "# your sources", text)
 
 
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context, revision: str = "head") -> None:
     """Apply migrations up to REVISION (default: head)."""
-    engine = runtime(ctx).context(check_schema=False).engine
+    engine = runtime(ctx).context(check_schema=False, create=True).engine
     migrate.upgrade(engine, revision)
     console.print(f"database: schema at {migrate.current_revision(engine)}")
 

@@ -42,15 +42,13 @@ def run(
 ) -> None:
     """Run the daemon: sync, analyze, themes, duplicates, digest, labels and polling on schedule."""
     from jobs import registry
-    from jobs.daemon import Daemon, Options, advise, fit_defaults
+    from jobs.daemon import Daemon, Options, advise
 
     tctx = runtime(ctx).context()
-    fell_back = False
     if tick_every is not None:
         # Test-only: a lone job that works for `tick_seconds` at every slot.
         specs = [registry.tick_job(tick_every, tick_seconds)]
     else:
-        fell_back = fit_defaults(tctx)  # before selecting: Batch Mode polling needs Gemini
         names = [n.strip() for n in only.split(",") if n.strip()] if only else None
         specs = registry.select_jobs(tctx, names)
     daemon = Daemon(
@@ -65,7 +63,7 @@ def run(
     )
     daemon.acquire()  # a second daemon on one SQLite file refuses with one line, before any advice
     if tick_every is None:
-        advise(tctx, fell_back)
+        advise(tctx)
     code = daemon.run_once() if once else daemon.serve()
     if code:
         raise typer.Exit(code)

@@ -11,7 +11,7 @@ import typer
 from triage import sinks
 from triage.commands.common import runtime
 from triage.context import Context
-from triage.digest import Digest, build_digest
+from triage.digest import Digest, build_covering, build_digest
 from triage.errors import ConfigError
 from triage.windows import Window, parse_instant
 
@@ -19,10 +19,14 @@ from triage.windows import Window, parse_instant
 Destination = StrEnum("Destination", [(n, n) for n in ("auto", *sinks.SINKS)])  # type: ignore[misc]
 
 
-def build(ctx: Context, window: str | None, until: str | None) -> Digest:
+def build(ctx: Context, window: str | None, until: str | None, dest: str | None = None) -> Digest:
+    """An explicit --window or --until is that window; the default also covers what was stored
+    since the previous digest to `dest` (all of it before the first one)."""
     spec = window or ctx.config.digest.window
     win = Window.ending(spec, parse_instant(until) if until else None)
     with ctx.sessions() as session:
+        if window is None and until is None:
+            return build_covering(session, ctx.config, win, None if dest == "stdout" else dest)
         return build_digest(session, ctx.config, win)
 
 
@@ -54,7 +58,7 @@ def digest(
     dest = sinks.destination(tctx, to.value if to else None)
     if out is not None and dest not in ("markdown", "html"):
         raise ConfigError("--out applies to --to markdown or --to html")
-    d = build(tctx, window, until)
+    d = build(tctx, window, until, dest)
     outcome = sinks.deliver(tctx, d, dest, out, dry_run=dry_run, force=force, echo=typer.echo)
     if outcome.detail:
         typer.echo(outcome.detail)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -19,6 +20,13 @@ if TYPE_CHECKING:
     from triage.providers.base import Classifier
 
 KNOWN = tuple(PROVIDERS)
+
+
+class SplitBy(StrEnum):
+    """`--split`: how --source items divide into training and test (analysis/evaluate/split)."""
+
+    stratified = "stratified"
+    time = "time"
 
 
 def eval_command(
@@ -65,13 +73,23 @@ def eval_command(
             help="Prompted providers once per setting, e.g. 0,3,50,all (examples per label)",
         ),
     ] = None,
+    split_by: Annotated[
+        SplitBy,
+        typer.Option(
+            "--split",
+            help="With --source: stratified (each label's newest items test) or time (the newest"
+            " items test)",
+        ),
+    ] = SplitBy.stratified,
 ) -> None:
     """Quality and cost of providers against human labels: macro-F1 per repository and mean."""
     # scikit-learn and matplotlib load here, not when the CLI starts
     from triage.analysis.evaluate import report as eval_report
-    from triage.analysis.evaluate.data import check_categories, read_csv, rows_from_db, time_split
+    from triage.analysis.evaluate.data import check_categories, read_csv, rows_from_db
     from triage.analysis.evaluate.run import evaluate
     from triage.analysis.evaluate.shots import Shots
+    from triage.analysis.evaluate.split import small_labels, warning
+    from triage.analysis.evaluate.split import split as split_rows
 
     settings = [Shots.parse(v) for v in shots.split(",")] if shots is not None else []
     names = list(dict.fromkeys(provider or ["local"]))
@@ -90,10 +108,8 @@ def eval_command(
     if source:
         with tctx.sessions() as s:
             rows = rows_from_db(s, tctx.config, source)
-        train_rows, test_rows = time_split(rows, train_share)
-        data = (
-            f"{source}, split by creation time ({len(train_rows)} older / {len(test_rows)} newer)"
-        )
+        train_rows, test_rows, how = split_rows(rows, split_by.value, train_share)
+        data = f"{source}, {how}"
     elif train and test:
         train_rows, test_rows = read_csv(train), read_csv(test)
         check_categories([*train_rows, *test_rows], tctx.config)
@@ -108,11 +124,14 @@ def eval_command(
         n: tctx.provider(n) for n in names if "train" not in PROVIDERS[n].capabilities
     }
 
+    small = small_labels(test_rows)
     if not as_json:
         err_console.print(
             f"evaluating {', '.join(names)} on {len(test_rows)} test items"
             f" ({len(train_rows)} for training)"
         )
+        if small:
+            err_console.print(warning(small), highlight=False, markup=False)
     reports = evaluate(
         tctx.config, train_rows, test_rows, names, remote.__getitem__, target_precision, settings
     )
@@ -126,6 +145,8 @@ def eval_command(
         "train_size": len(train_rows),
         "test_size": len(test_rows),
         "target_precision": target_precision,
+        "split": split_by.value if source else "files",
+        "small_labels": small,
     }
     if save:
         meta["saved_thresholds"] = _save(tctx, reports)

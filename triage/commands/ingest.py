@@ -86,6 +86,7 @@ def _run(
         name = ingest.backfill_cursor_name(source, since)
     else:
         name = ingest.sync_cursor_name(source)
+        since = ingest.first_sync_start(tctx, source, name)
     last: list[RunStats] = []
     with progress_bar(source.name, source.total_hint()) as hook:
 
@@ -146,7 +147,14 @@ def backfill_stackoverflow(
         raise ConfigError("expected a tag, e.g. `triage backfill stackoverflow google-gemini`")
     start = parse_since(since)
     tctx = runtime(ctx).context()
+    from triage.sources.stackexchange import tag_name
+
+    tag = tag_name(tag)  # before anything else: "[google-gemini]" is a usage error
     site = site or tctx.config.stackexchange.site
+    from triage.sources.stackexchange import check_tag, site_name, tag_name
+
+    # A malformed or unknown tag is one line and exit 2 before anything is stored (one request).
+    check_tag(tctx.stackexchange, site_name(site), tag_name(tag))
     for source in stackexchange_sources(tctx, [tag], site):
         _run(tctx, source, start, limit, backfill=True)
 

@@ -15,6 +15,7 @@ from triage.commands.common import console, runtime
 from triage.context import Context
 from triage.db import store
 from triage.db.schema import Theme
+from triage.digest_span import active_since, stored
 from triage.windows import parse_window
 
 ProviderOpt = Annotated[
@@ -40,7 +41,10 @@ def themes(
     since = store.utcnow() - length
     result = th.run_for_context(tctx, since, provider)
     if result.pending == 0:
-        console.print(f"themes: nothing new to theme in {spec}")
+        with tctx.sessions() as session:
+            empty = not active_since(session, since)
+            hint = f"; {stored(session).hint(store.utcnow(), 'triage themes')}" if empty else ""
+        console.print(f"themes: nothing new to theme in {spec}{hint}")
     elif result.skipped:
         console.print(f"themes: nothing new in {spec}; {result.left_over} items still fit no theme")
     else:

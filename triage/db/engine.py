@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from triage.errors import ConfigError, TriageError
+from triage.errors import ConfigError, SchemaOutOfDate, TriageError
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -24,8 +24,12 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def make_engine(url: str) -> Engine:
-    """Create an engine and check that the database can be opened."""
+def make_engine(url: str, create: bool = True) -> Engine:
+    """Create an engine and check that the database can be opened.
+
+    `create=False` refuses a SQLite file that does not exist yet instead of leaving an empty one
+    behind: only `triage init` and `triage db upgrade` create the database.
+    """
     example = "e.g. sqlite:///triage.db or postgresql+psycopg://user@host/db"
     if not url.strip():
         raise ConfigError(f"database.url is empty: set it, {example}")
@@ -39,6 +43,10 @@ def make_engine(url: str) -> Engine:
         if db and db != ":memory:" and not Path(db).parent.exists():
             raise ConfigError(
                 f"cannot open database {_safe(url)}: folder {Path(db).parent} does not exist"
+            )
+        if db and db != ":memory:" and not create and not Path(db).exists():
+            raise SchemaOutOfDate(
+                f"no database at {db}: run `triage init` (or `triage db upgrade`)"
             )
         kwargs["connect_args"] = {"timeout": 30}
     else:

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from triage.config import Secrets
+from triage.config import Config, Secrets
 from triage.errors import ConfigError
 from triage.providers.base import Classifier, ProviderDeps
 
@@ -109,3 +109,17 @@ def missing_secret(spec: ProviderSpec, secrets: Secrets) -> bool:
 def offline() -> ProviderSpec:
     """The provider that needs no key and no network: what runs when a key is missing."""
     return next(s for s in PROVIDERS.values() if not s.secret_env and not s.metered)
+
+
+def fallback(config: Config, secrets: Secrets) -> str | None:
+    """The one rule for a missing key: the configured provider needs one and none is set, so
+    [llm] provider becomes the offline provider; returns what to say about it (once), else None.
+    Every command and the daemon apply it where the Context is made (commands/common.py)."""
+    spec = PROVIDERS.get(config.llm.provider)
+    if spec is None or not missing_secret(spec, secrets):
+        return None
+    config.llm.provider = offline().name
+    return (
+        f"{spec.secret_env[0]} is not set: analysing with the {config.llm.provider} provider"
+        " (set the key, or [llm] provider, to choose)"
+    )

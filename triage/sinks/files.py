@@ -17,6 +17,7 @@ from triage.sinks.formatting import (
     headline,
     item_meta,
     safe_url,
+    sections,
     shorten,
     signed,
     source_name,
@@ -59,30 +60,38 @@ def _md_more(n: int) -> list[str]:
 
 
 def render_markdown(d: Digest) -> str:
+    shown = sections(d)
     out = [f"# Triage digest: {window_line(d)}", "", f"**{headline(d)}**", ""]
-    out += _md_table("New items by source", d.by_source)
-    out += _md_table("By category", d.by_category)
-    out += [f"## Top themes ({len(d.themes)} of {d.active_themes} active)", ""]
-    for i, t in enumerate(d.themes, 1):
-        out.append(f"{i}. **{md(shorten(t.title, MAX_TITLE))}** (theme {t.id}): {theme_line(t)}")
-        out += [f"    - {md_link(e)} ({md(item_meta(e))})" for e in t.examples]
-    if not d.themes:
-        out.append("No themed items in this window.")
-    out += ["", f"## High-priority bugs ({d.high_priority.total})", ""]
-    for ref in d.high_priority.items:
-        summary = f": {md(shorten(ref.summary, MAX_REASON))}" if ref.summary else ""
-        out.append(f"- **{md(ref.priority or '')}** {md_link(ref)}{summary}")
-    out += _md_more(d.high_priority.more)
-    out += ["", f"## Possible duplicates ({d.duplicates_total})", ""]
-    for dup in d.duplicates:
-        reason = md(shorten(dup.reason, MAX_REASON))
-        out.append(f"- {md_link(dup.a)} ↔ {md_link(dup.b)} ({dup.confidence:.0%}): {reason}")
-    out += _md_more(d.duplicates_more)
-    hours = f"{d.unanswered_after_hours:g}"
-    out += ["", f"## Unanswered questions older than {hours}h ({d.unanswered.total})", ""]
-    out += [f"- {md_link(r)} (asked {stamp(r.created_at)})" for r in d.unanswered.items]
-    out += _md_more(d.unanswered.more)
-    out += ["", "## Model spend", "", spend_line(d), ""]
+    if "by_source" in shown:
+        out += _md_table("New items by source", d.by_source)
+    if "by_category" in shown:
+        out += _md_table("By category", d.by_category)
+    if "themes" in shown:
+        out += [f"## Top themes ({len(d.themes)} of {d.active_themes} active)", ""]
+        for i, t in enumerate(d.themes, 1):
+            title = md(shorten(t.title, MAX_TITLE))
+            out.append(f"{i}. **{title}** (theme {t.id}): {theme_line(t)}")
+            out += [f"    - {md_link(e)} ({md(item_meta(e))})" for e in t.examples]
+        out.append("")
+    if "high_priority" in shown:
+        out += [f"## High-priority bugs ({d.high_priority.total})", ""]
+        for ref in d.high_priority.items:
+            summary = f": {md(shorten(ref.summary, MAX_REASON))}" if ref.summary else ""
+            out.append(f"- **{md(ref.priority or '')}** {md_link(ref)}{summary}")
+        out += [*_md_more(d.high_priority.more), ""]
+    if "duplicates" in shown:
+        out += [f"## Possible duplicates ({d.duplicates_total})", ""]
+        for dup in d.duplicates:
+            reason = md(shorten(dup.reason, MAX_REASON))
+            out.append(f"- {md_link(dup.a)} ↔ {md_link(dup.b)} ({dup.confidence:.0%}): {reason}")
+        out += [*_md_more(d.duplicates_more), ""]
+    if "unanswered" in shown:
+        hours = f"{d.unanswered_after_hours:g}"
+        out += [f"## Unanswered questions older than {hours}h ({d.unanswered.total})", ""]
+        out += [f"- {md_link(r)} (asked {stamp(r.created_at)})" for r in d.unanswered.items]
+        out += [*_md_more(d.unanswered.more), ""]
+    if "spend" in shown:
+        out += ["## Model spend", "", spend_line(d), ""]
     out += [f"_Generated {stamp(d.generated_at)} UTC._", ""]
     return "\n".join(out)
 
@@ -141,36 +150,50 @@ def render_html(d: Digest, png: bytes | None = None) -> str:
         f"<h1>Triage digest: {h(window_line(d))}</h1>",
         f"<p><strong>{h(headline(d))}</strong></p>",
     ]
-    out += _h_table("New items by source", d.by_source)
-    out += _h_table("By category", d.by_category)
-    out += [f"<h2>Top themes ({len(d.themes)} of {d.active_themes} active)</h2>"]
-    out += _h_chart(d, png)
-    out.append("<ol>")
-    for t in d.themes:
-        examples = "".join(
-            f'<li>{h_link(e)} <span class="meta">{h(item_meta(e))}</span></li>' for e in t.examples
-        )
-        out.append(
-            f"<li><strong>{h(shorten(t.title, MAX_TITLE))}</strong> "
-            f'<span class="meta">theme {t.id}</span>: {h(theme_line(t))}<ul>{examples}</ul></li>'
-        )
-    out += ["</ol>", f"<h2>High-priority bugs ({d.high_priority.total})</h2>", "<ul>"]
-    for ref in d.high_priority.items:
-        summary = f": {h(shorten(ref.summary, MAX_REASON))}" if ref.summary else ""
-        out.append(f"<li><strong>{h(ref.priority or '')}</strong> {h_link(ref)}{summary}</li>")
-    out += [_h_more(d.high_priority.more), "</ul>"]
-    out += [f"<h2>Possible duplicates ({d.duplicates_total})</h2>", "<ul>"]
-    for dup in d.duplicates:
-        out.append(
-            f"<li>{h_link(dup.a)} ↔ {h_link(dup.b)} ({dup.confidence:.0%}): "
-            f"{h(shorten(dup.reason, MAX_REASON))}</li>"
-        )
-    out += [_h_more(d.duplicates_more), "</ul>"]
-    hours = f"{d.unanswered_after_hours:g}"
-    out += [f"<h2>Unanswered questions older than {hours}h ({d.unanswered.total})</h2>", "<ul>"]
-    out += [f"<li>{h_link(r)} (asked {stamp(r.created_at)})</li>" for r in d.unanswered.items]
-    out += [_h_more(d.unanswered.more), "</ul>"]
-    out += ["<h2>Model spend</h2>", f"<p>{h(spend_line(d))}</p>"]
+    shown = sections(d)
+    if "by_source" in shown:
+        out += _h_table("New items by source", d.by_source)
+    if "by_category" in shown:
+        out += _h_table("By category", d.by_category)
+    if "themes" in shown:
+        out += [f"<h2>Top themes ({len(d.themes)} of {d.active_themes} active)</h2>"]
+        out += _h_chart(d, png)
+        out.append("<ol>")
+        for t in d.themes:
+            examples = "".join(
+                f'<li>{h_link(e)} <span class="meta">{h(item_meta(e))}</span></li>'
+                for e in t.examples
+            )
+            out.append(
+                f"<li><strong>{h(shorten(t.title, MAX_TITLE))}</strong> "
+                f'<span class="meta">theme {t.id}</span>: {h(theme_line(t))}'
+                f"<ul>{examples}</ul></li>"
+            )
+        out.append("</ol>")
+    if "high_priority" in shown:
+        out += [f"<h2>High-priority bugs ({d.high_priority.total})</h2>", "<ul>"]
+        for ref in d.high_priority.items:
+            summary = f": {h(shorten(ref.summary, MAX_REASON))}" if ref.summary else ""
+            out.append(f"<li><strong>{h(ref.priority or '')}</strong> {h_link(ref)}{summary}</li>")
+        out += [_h_more(d.high_priority.more), "</ul>"]
+    if "duplicates" in shown:
+        out += [f"<h2>Possible duplicates ({d.duplicates_total})</h2>", "<ul>"]
+        for dup in d.duplicates:
+            out.append(
+                f"<li>{h_link(dup.a)} ↔ {h_link(dup.b)} ({dup.confidence:.0%}): "
+                f"{h(shorten(dup.reason, MAX_REASON))}</li>"
+            )
+        out += [_h_more(d.duplicates_more), "</ul>"]
+    if "unanswered" in shown:
+        hours = f"{d.unanswered_after_hours:g}"
+        out += [f"<h2>Unanswered questions older than {hours}h ({d.unanswered.total})</h2>"]
+        out += [
+            "<ul>",
+            *(f"<li>{h_link(r)} (asked {stamp(r.created_at)})</li>" for r in d.unanswered.items),
+        ]
+        out += [_h_more(d.unanswered.more), "</ul>"]
+    if "spend" in shown:
+        out += ["<h2>Model spend</h2>", f"<p>{h(spend_line(d))}</p>"]
     out += [f'<p class="meta">Generated {stamp(d.generated_at)} UTC.</p>', "</body></html>", ""]
     return "\n".join(line for line in out if line)
 

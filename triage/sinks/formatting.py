@@ -37,7 +37,9 @@ def stamp(when: datetime) -> str:
 
 
 def window_line(d: Digest) -> str:
-    return f"{stamp(d.start)} → {stamp(d.end)} UTC ({d.window})"
+    """The period, and why it is longer than the window when it reaches back further."""
+    why = f"{d.window} window, stretched to {d.coverage}" if d.coverage else d.window
+    return f"{stamp(d.start)} → {stamp(d.end)} UTC ({why})"
 
 
 def headline(d: Digest) -> str:
@@ -53,7 +55,23 @@ def headline(d: Digest) -> str:
         parts.append(plural(d.duplicates_total, "possible duplicate"))
     if d.unanswered.total:
         parts.append(plural(d.unanswered.total, "unanswered question"))
+    if not d.total.current and d.empty_hint:
+        parts.append(d.empty_hint)
     return ", ".join(parts)
+
+
+def sections(d: Digest) -> set[str]:
+    """The sections with something to say: every renderer leaves the others out alike."""
+    present = {
+        "by_source": bool(d.by_source),
+        "by_category": bool(d.by_category),
+        "themes": bool(d.themes),
+        "high_priority": d.high_priority.total > 0,
+        "duplicates": d.duplicates_total > 0,
+        "unanswered": d.unanswered.total > 0,
+        "spend": d.spend.calls > 0,
+    }
+    return {name for name, shown in present.items() if shown}
 
 
 def theme_line(t: ThemeEntry) -> str:

@@ -95,8 +95,13 @@ class ItemIn(BaseModel):
         return content_hash(self.title, self.body)
 
 
+def github_repo(repo: str) -> str:
+    """GitHub compares owner and repository names case-insensitively: one spelling is kept."""
+    return repo.strip().lower()
+
+
 def github_key(repo: str, number: int) -> str:
-    return f"github:{repo}#{number}"
+    return f"github:{github_repo(repo)}#{number}"
 
 
 def stackexchange_key(site: str, question_id: int) -> str:

@@ -25,6 +25,7 @@ from triage.sources.base import (
     SourceDeps,
     format_cursor,
     github_key,
+    github_repo,
     to_utc,
 )
 
@@ -78,7 +79,7 @@ def to_item(repo: str, raw: dict[str, Any]) -> ItemIn:
     return ItemIn(
         key=github_key(repo, raw["number"]),
         source="github",
-        scope=repo,
+        scope=github_repo(repo),
         number=raw["number"],
         url=raw.get("html_url") or "",
         title=raw.get("title") or "",
@@ -239,7 +240,7 @@ def make_sources(deps: SourceDeps, repos: list[str]) -> list[GitHubSource]:
     for spec in repos:
         owner, name = _split(spec)
         names += expand_owner(client, owner) if name == "*" else [f"{owner}/{name}"]
-    unique = list(dict.fromkeys(names))
+    unique = list(dict.fromkeys(github_repo(n) for n in names))  # Octo/Demo is octo/demo
     include = deps.config.github.include_pull_requests
     return [GitHubSource(client, repo, include) for repo in unique]
 

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from triage.clients.stackexchange import StackExchangeClient, next_allowed, note_backoff, probe
 from triage.errors import ConfigError, QuotaExhausted, SourceError
@@ -189,7 +190,6 @@ class StackExchangeSource:
 
 
 # Tag and site names as Stack Exchange spells them; anything else would go into the query as is.
-_TAG = re.compile(r"[a-z0-9+#.\-]{1,35}")
 _SITE = re.compile(r"[a-z0-9.\-]{1,80}")
 
 
@@ -202,6 +202,38 @@ def site_name(value: str) -> str:
     return site
 
 
+# Stack Exchange tags: lower-case letters, digits and + # - . (at most 35 characters).
+TAG = re.compile(r"^[a-z0-9+#.\-]{1,35}$")
+
+
+def tag_name(value: str) -> str:
+    """The tag as the API names it; `[google-gemini]` or `a b` is a one-line usage error."""
+    tag = value.strip().lower()
+    if not TAG.match(tag):
+        hint = tag.strip("[]<> ")
+        better = f" (write {hint!r})" if hint and TAG.match(hint) else ""
+        raise ConfigError(
+            f"{value!r} is not a tag name{better}: a Stack Exchange tag is one word of"
+            " letters, digits and + # - ., e.g. google-gemini"
+        )
+    return tag
+
+
+def check_tag(client: StackExchangeClient, site: str, tag: str) -> int:
+    """The tag exists on the site (one `/tags/{tag}/info` request); its question count.
+
+    An unknown tag answers `items: []` (https://api.stackexchange.com/docs/tags-by-name).
+    """
+    data = client.get(f"tags/{quote(tag, safe='')}/info", {"site": site})
+    for info in data.get("items") or []:
+        if str(info.get("name", "")).lower() == tag:
+            return int(info.get("count") or 0)
+    raise ConfigError(
+        f"Stack Exchange tag {tag!r} does not exist on {site}: check the spelling"
+        f" (https://{site}.com/tags lists them)"
+    )
+
+
 def make_sources(deps: SourceDeps, tags: list[str], site: str) -> list[Source]:
     """One source per tag; a question carrying two watched tags is still one item."""
     site = site_name(site)
@@ -212,15 +244,7 @@ def make_sources(deps: SourceDeps, tags: list[str], site: str) -> list[Source]:
             f"Stack Exchange site {site!r} is not a site name: e.g. stackoverflow, superuser"
         )
     client = deps.stackexchange
-    clean = [t.strip() for t in tags if t.strip()]
-    for tag in clean:
-        if ";" in tag or " " in tag:
-            raise ConfigError(f"Stack Exchange tag {tag!r} must be a single tag (no ';' or spaces)")
-        if not _TAG.fullmatch(tag):
-            raise ConfigError(
-                f"Stack Exchange tag {tag!r} is not a tag name: lower-case letters, digits"
-                " and + # - . only, e.g. google-gemini"
-            )
+    clean = [tag_name(t) for t in tags if t.strip()]
     return [StackExchangeSource(client, site, tag) for tag in dict.fromkeys(clean)]
 
 

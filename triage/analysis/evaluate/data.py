@@ -106,7 +106,7 @@ def parse_source(key: str) -> tuple[str, str]:
         raise ConfigError(
             f"--source must look like github:OWNER/REPO or stackexchange:SITE, not {key!r}"
         )
-    return source, scope
+    return source, scope.lower() if source == "github" else scope  # stored in one spelling
 
 
 def rows_from_db(session: Session, config: Config, key: str) -> list[EvalRow]:

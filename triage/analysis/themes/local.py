@@ -14,7 +14,7 @@ import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 
-from triage.analysis import vectors
+from triage.analysis import phrases, vectors
 from triage.analysis.themes.model import ExistingTheme, NewTheme, ThemeDoc, ThemePlan
 
 ASSIGN_SIMILARITY = 0.25  # an item joins an existing theme at this similarity to its centroid
@@ -145,7 +145,8 @@ def _distinct(terms: list[str], n: int) -> list[str]:
 
 def _name(space: vectors.Tfidf, rows: Sequence[int], docs: Sequence[ThemeDoc]) -> NewTheme:
     """A theme's name from its most distinctive terms; its description quotes a central report."""
-    terms = vectors.distinctive_terms(space, rows, n=8)
+    terms = vectors.distinctive_terms(space, rows, n=16)
+    terms = phrases.readable(terms, [docs[r].title for r in rows])[:8]  # words, not debris
     centre = vectors.centroid(space.matrix[list(rows)])
     closeness = np.asarray(space.matrix[list(rows)] @ centre).ravel()
     central = list(rows)[int(np.argmax(closeness))]

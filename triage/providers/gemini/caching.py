@@ -41,6 +41,8 @@ class CacheOwner(Protocol):
 
     def unknown_model(self) -> Exception: ...
 
+    def check_model(self) -> str: ...
+
 
 class ContextCaches:
     """prefix hash -> cachedContent name (None: too small, or refused) for one provider."""
@@ -60,6 +62,8 @@ class ContextCaches:
         with self._lock:
             if digest in self._names:
                 return self._names[digest]
+            if not self._names:  # before the run's first cache: a wrong model or key is one error
+                self.p.check_model()
             name = None
             try:
                 if self._prefix_tokens(system) >= self.p.min_cache_tokens:

@@ -18,6 +18,7 @@ from triage.sinks.formatting import (
     headline,
     item_meta,
     safe_url,
+    sections,
     shorten,
     signed,
     source_name,
@@ -92,36 +93,49 @@ def _more(n: int) -> list[str]:
 
 def parts(d: Digest) -> list[Part]:
     """The digest as titled parts with escaped mrkdwn entries, in reading order."""
-    out = [
-        Part(
-            "New items",
-            [f"*By source:* {_counts(d.by_source)}", f"*By category:* {_counts(d.by_category)}"],
+    shown = sections(d)
+    out = []
+    counts = [
+        f"*{label}:* {_counts(rows)}"
+        for label, rows, key in (
+            ("By source", d.by_source, "by_source"),
+            ("By category", d.by_category, "by_category"),
         )
+        if key in shown
     ]
-    themes = []
-    for i, t in enumerate(d.themes, 1):
-        lines = [f"*{i}. {escape(shorten(t.title, MAX_TITLE))}* (theme {t.id})"]
-        lines.append(escape(theme_line(t)))
-        lines += [f"• {link(e)} ({escape(item_meta(e))})" for e in t.examples]
-        themes.append("\n".join(lines))
-    out.append(Part(f"Top themes ({len(d.themes)} of {d.active_themes} active)", themes))
-    bugs = [
-        f"• *{escape(r.priority or '')}* {link(r)}"
-        + (f": {escape(shorten(r.summary, MAX_REASON))}" if r.summary else "")
-        for r in d.high_priority.items
-    ]
-    out.append(
-        Part(f"High-priority bugs ({d.high_priority.total})", bugs + _more(d.high_priority.more))
-    )
-    dups = [
-        f"• {link(x.a)} ↔ {link(x.b)} ({x.confidence:.0%}): {escape(shorten(x.reason, MAX_REASON))}"
-        for x in d.duplicates
-    ]
-    out.append(Part(f"Possible duplicates ({d.duplicates_total})", dups + _more(d.duplicates_more)))
-    waiting = [f"• {link(r)} (asked {stamp(r.created_at)})" for r in d.unanswered.items]
-    title = f"Unanswered questions older than {d.unanswered_after_hours:g}h ({d.unanswered.total})"
-    out.append(Part(title, waiting + _more(d.unanswered.more)))
-    out.append(Part("Model spend", [escape(spend_line(d))]))
+    if counts:
+        out.append(Part("New items", counts))
+    if "themes" in shown:
+        themes = []
+        for i, t in enumerate(d.themes, 1):
+            lines = [f"*{i}. {escape(shorten(t.title, MAX_TITLE))}* (theme {t.id})"]
+            lines.append(escape(theme_line(t)))
+            lines += [f"• {link(e)} ({escape(item_meta(e))})" for e in t.examples]
+            themes.append("\n".join(lines))
+        out.append(Part(f"Top themes ({len(d.themes)} of {d.active_themes} active)", themes))
+    if "high_priority" in shown:
+        bugs = [
+            f"• *{escape(r.priority or '')}* {link(r)}"
+            + (f": {escape(shorten(r.summary, MAX_REASON))}" if r.summary else "")
+            for r in d.high_priority.items
+        ]
+        title = f"High-priority bugs ({d.high_priority.total})"
+        out.append(Part(title, bugs + _more(d.high_priority.more)))
+    if "duplicates" in shown:
+        dups = [
+            f"• {link(x.a)} ↔ {link(x.b)} ({x.confidence:.0%}):"
+            f" {escape(shorten(x.reason, MAX_REASON))}"
+            for x in d.duplicates
+        ]
+        title = f"Possible duplicates ({d.duplicates_total})"
+        out.append(Part(title, dups + _more(d.duplicates_more)))
+    if "unanswered" in shown:
+        waiting = [f"• {link(r)} (asked {stamp(r.created_at)})" for r in d.unanswered.items]
+        hours = f"{d.unanswered_after_hours:g}"
+        title = f"Unanswered questions older than {hours}h ({d.unanswered.total})"
+        out.append(Part(title, waiting + _more(d.unanswered.more)))
+    if "spend" in shown:
+        out.append(Part("Model spend", [escape(spend_line(d))]))
     return out
 
 
@@ -158,7 +172,8 @@ def _fit(entry: str, limit: int) -> list[str]:
 
 
 def _head(d: Digest) -> list[Block]:
-    title = shorten(f"Triage digest {stamp(d.start)} → {stamp(d.end)} UTC", HEADER_CHARS)
+    span = f" ({d.coverage})" if d.coverage else ""
+    title = shorten(f"Triage digest {stamp(d.start)} → {stamp(d.end)} UTC{span}", HEADER_CHARS)
     return [
         {"type": "header", "text": {"type": "plain_text", "text": title, "emoji": True}},
         _section(f"*{escape(headline(d))}*"),
