@@ -19,11 +19,19 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from triage.analysis import vectors
 from triage.analysis.duplicates import llm
-from triage.analysis.duplicates.local import judge_offline, tfidf_space
-from triage.analysis.duplicates.model import Candidate, DupDoc, Judge, Judged, Link, Vectoriser
+from triage.analysis.duplicates import local
+from triage.analysis.duplicates.model import (
+    OFFLINE_MODEL,
+    Candidate,
+    DupDoc,
+    Judge,
+    Judged,
+    Link,
+    Vectoriser,
+)
 from triage.analysis.summaries import summaries
 from triage.context import Context
-from triage.db import store
+from triage.db import related, store
 from triage.db.engine import transaction
 from triage.db.llm_calls import record_calls
 from triage.db.schema import Duplicate, Embedding, Item
@@ -120,18 +128,26 @@ def candidates(
     k: int,
     min_similarity: float,
     rows: Sequence[int] | None = None,
-    space: vectors.Tfidf | None = None,
 ) -> list[Candidate]:
     """Each (given) row's nearest neighbours above the threshold, one candidate per pair."""
     pairs: dict[tuple[int, int], float] = {}
     for i, j, sim in vectors.neighbours(matrix, k, min_similarity, rows=rows):
         a, b = (i, j) if docs[i].key < docs[j].key else (j, i)
         pairs[(a, b)] = max(sim, pairs.get((a, b), 0.0))
-    out = []
-    for (a, b), sim in sorted(pairs.items(), key=lambda kv: -kv[1]):
-        shared = vectors.shared_terms(space, a, b) if space is not None else []
-        out.append(Candidate(docs[a], docs[b], sim, shared))
-    return out
+    return [
+        Candidate(docs[a], docs[b], sim)
+        for (a, b), sim in sorted(pairs.items(), key=lambda kv: -kv[1])
+    ]
+
+
+def neighbour_keys(
+    matrix: vectors.Matrix, docs: Sequence[DupDoc], rows: Sequence[int] | None
+) -> dict[str, list[tuple[str, float]]]:
+    """The (given) rows' nearest neighbours by key, nearest first (export `related`)."""
+    out: dict[str, list[tuple[str, float]]] = {}
+    for i, j, sim in vectors.neighbours(matrix, related.PER_ITEM, 0.0, rows=rows):
+        out.setdefault(docs[i].key, []).append((docs[j].key, sim))
+    return {k: sorted(v, key=lambda ks: -ks[1]) for k, v in out.items()}
 
 
 def _insert(session: Session) -> postgresql.Insert | sqlite.Insert:
@@ -201,11 +217,17 @@ def run_duplicates(
     run.open_items = len(docs)
     if len(docs) < 2:
         return run
-    space: vectors.Tfidf | None = None
     rows: Sequence[int] | None = None
     if embedder is None:
-        space = tfidf_space(docs)
-        matrix: vectors.Matrix = space.matrix
+        space = local.tfidf_space(docs)
+        near = local.nearest(space.matrix, max(settings.neighbours, related.PER_ITEM))
+        found = local.offline_candidates(space, docs, near)
+        nearby = {
+            docs[i].key: [(docs[j].key, sim) for j, sim in row[: related.PER_ITEM]]
+            for i, row in enumerate(near)
+            if row
+        }
+        considered = store.utcnow()
     else:
         matrix, made = embed_all(sessions, docs, embedder, run)
         if cursor is not None and cursor.value:
@@ -213,9 +235,10 @@ def run_duplicates(
             # then: only items embedded since need neighbours (and a judge's time).
             last = datetime.fromisoformat(cursor.value)
             rows = [r for r, when in enumerate(made) if when > last]
-    # Every vector made up to now takes part in this run's candidates.
-    considered = store.utcnow()
-    found = candidates(matrix, docs, settings.neighbours, settings.min_similarity, rows, space)
+        # Every vector made up to now takes part in this run's candidates.
+        considered = store.utcnow()
+        found = candidates(matrix, docs, settings.neighbours, settings.min_similarity, rows)
+        nearby = neighbour_keys(matrix, docs, rows)
     with sessions() as session:
         known = known_pairs(session, {d.key for d in docs})
     todo = [c for c in found if (c.a.key, c.b.key) not in known]
@@ -226,6 +249,7 @@ def run_duplicates(
     now = store.utcnow()
     with transaction(sessions) as session:
         run.linked = save_links(session, keep, provider, model, now)
+        related.save(session, nearby, [d.key for d in docs])
         record_calls(session, judged.calls, now)
         if not judged.failed:
             store.set_cursor(session, f"duplicates:{provider}:{model}", considered.isoformat())
@@ -246,7 +270,9 @@ def run_for_context(ctx: Context, provider: str | None = None) -> DuplicateRun:
     chosen = ctx.provider(provider)
     settings = Settings.from_context(ctx)
     if not isinstance(chosen, JsonModel):
-        return run_duplicates(ctx.sessions, settings, judge_offline, chosen.name, "tfidf")
+        return run_duplicates(
+            ctx.sessions, settings, local.judge_offline, chosen.name, OFFLINE_MODEL
+        )
     if not isinstance(chosen, Embedder):
         embedding = ", ".join(n for n, s in PROVIDERS.items() if "embed" in s.capabilities)
         raise ConfigError(
