@@ -126,7 +126,7 @@ def test_rerunning_adds_nothing_and_closes_nothing(local_ctx: Context) -> None:
 
 
 def test_closed_items_are_not_candidates(local_ctx: Context) -> None:
-    items, original, copy = corpus()
+    items, _, copy = corpus()
     closed = copy.model_copy(update={"state": "closed"})
     add(local_ctx, [*items[:-1], closed])
     result = dups.run_for_context(local_ctx)

@@ -18,8 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from triage.analysis import vectors
-from triage.analysis.duplicates import llm
-from triage.analysis.duplicates import local
+from triage.analysis.duplicates import llm, local
 from triage.analysis.duplicates.model import (
     OFFLINE_MODEL,
     Candidate,
