@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from triage import boilerplate
 from triage.analysis import vectors
 from triage.analysis.duplicates import llm, local
 from triage.analysis.duplicates.model import (
@@ -57,9 +58,11 @@ class DuplicateRun:
     links: list[Link] = field(default_factory=list)
 
 
-def embedding_text(doc: DupDoc) -> str:
-    """What is embedded: only title and body, so the content hash says when to embed again."""
-    return f"{doc.title}\n\n{trim_code_and_logs(doc.body)}"[:EMBED_MAX_CHARS]
+def embedding_text(doc: DupDoc, body: str | None = None) -> str:
+    """What is embedded: title and body (without its template), so the content hash says
+    when to embed again."""
+    text = doc.body if body is None else body
+    return f"{doc.title}\n\n{trim_code_and_logs(text)}"[:EMBED_MAX_CHARS]
 
 
 def open_docs(session: Session) -> list[DupDoc]:
@@ -90,6 +93,7 @@ def embed_all(
     vecs: dict[int, np.ndarray] = {}
     made: dict[int, datetime] = {}
     todo: list[int] = []
+    bodies = boilerplate.strip_by_scope([d.key for d in docs], [d.body for d in docs])
     for row, doc in enumerate(docs):
         e = stored.get(doc.key)
         if e is not None and e.content_hash == doc.content_hash:
@@ -99,7 +103,7 @@ def embed_all(
             todo.append(row)
     for start in range(0, len(todo), EMBED_BATCH):
         rows = todo[start : start + EMBED_BATCH]
-        got, call = embedder.embed([embedding_text(docs[r]) for r in rows])
+        got, call = embedder.embed([embedding_text(docs[r], bodies[r]) for r in rows])
         now = store.utcnow()
         with transaction(sessions) as session:  # each batch is kept even if a later one fails
             record_calls(session, [call], now)
@@ -273,10 +277,16 @@ def run_for_context(ctx: Context, provider: str | None = None) -> DuplicateRun:
             ctx.sessions, settings, local.judge_offline, chosen.name, OFFLINE_MODEL
         )
     if not isinstance(chosen, Embedder):
-        embedding = ", ".join(n for n, s in PROVIDERS.items() if "embed" in s.capabilities)
+        setting = PROVIDERS[chosen.name].embed_setting
+        if setting:
+            hint = f"set {setting}, or run `triage duplicates --provider {offline().name}`"
+        else:
+            always = ", ".join(
+                n for n, s in PROVIDERS.items() if "embed" in s.capabilities and not s.embed_setting
+            )
+            hint = f"run `triage duplicates --provider {offline().name}` (or {always})"
         raise ConfigError(
-            f"the {chosen.name} provider has no embeddings to find duplicates with;"
-            f" run `triage duplicates --provider {offline().name}` (or {embedding})"
+            f"the {chosen.name} provider has no embeddings to find duplicates with; {hint}"
         )
     budget = ctx.budget()  # one budget for embeddings and judgements
     judge = llm.judge_for(chosen, budget, ctx.config.llm)

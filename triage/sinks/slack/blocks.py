@@ -15,6 +15,8 @@ from triage.digest import CountRow, Digest, ItemRef
 from triage.sinks.formatting import (
     MAX_REASON,
     MAX_TITLE,
+    duplicate_note,
+    duplicates_heading,
     headline,
     item_meta,
     safe_url,
@@ -114,10 +116,11 @@ def parts(d: Digest) -> list[Part]:
         Part(f"High-priority bugs ({d.high_priority.total})", bugs + _more(d.high_priority.more))
     )
     dups = [
-        f"• {link(x.a)} ↔ {link(x.b)} ({x.confidence:.0%}): {escape(shorten(x.reason, MAX_REASON))}"
+        f"• {link(x.a)} ↔ {link(x.b)} ({escape(duplicate_note(x))}):"
+        f" {escape(shorten(x.reason, MAX_REASON))}"
         for x in d.duplicates
     ]
-    out.append(Part(f"Possible duplicates ({d.duplicates_total})", dups + _more(d.duplicates_more)))
+    out.append(Part(duplicates_heading(d), dups + _more(d.duplicates_more)))
     waiting = [f"• {link(r)} (asked {stamp(r.created_at)})" for r in d.unanswered.items]
     title = f"Unanswered questions older than {d.unanswered_after_hours:g}h ({d.unanswered.total})"
     out.append(Part(title, waiting + _more(d.unanswered.more)))
