@@ -109,7 +109,7 @@ def test_doctor_checks_the_embedding_model(tmp_path: Path, fake: FakeOpenAI) -> 
         good.close()
     bad = make(tmp_path, fake, "embedinggemma")
     try:
-        with pytest.raises(ConfigError, match="embeddinggemma.*embedding_model"):
+        with pytest.raises(ConfigError, match=r"embeddinggemma.*embedding_model"):
             embedding_check(bad)
     finally:
         bad.close()
