@@ -129,6 +129,9 @@ class OpenAIConfig(Section):
     max_retries: int = Field(3, ge=0)
     input_price: float = 0.0
     output_price: float = 0.0
+    # An embedding model the same server serves (e.g. embeddinggemma or nomic-embed-text on
+    # Ollama): when set, duplicates find candidates with it and the chat model judges them.
+    embedding_model: str = ""
 
 
 class LocalConfig(Section):

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from sqlalchemy import Select, and_, case, func, literal, or_, select
 from sqlalchemy.orm import Session, aliased
 
+from triage.analysis.duplicates.model import OFFLINE_MODEL
 from triage.config import Config
 from triage.db.schema import Analysis, Duplicate, Item, LLMCall, Theme, ThemeItem
 from triage.db.store import utcnow
@@ -307,7 +308,14 @@ def duplicates(session: Session, window: Window) -> tuple[list[DuplicateEntry], 
         .limit(MAX_LIST)
     )
     entries = [
-        DuplicateEntry(a=_ref(a), b=_ref(b), confidence=d.confidence, reason=d.reason or "")
+        DuplicateEntry(
+            a=_ref(a),
+            b=_ref(b),
+            confidence=d.confidence,
+            reason=d.reason or "",
+            similarity=d.similarity,
+            judged=d.model != OFFLINE_MODEL,
+        )
         for d, a, b in session.execute(stmt)
     ]
     return entries, total

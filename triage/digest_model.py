@@ -51,6 +51,8 @@ class DuplicateEntry(BaseModel):
     b: ItemRef
     confidence: float
     reason: str
+    similarity: float = 0.0
+    judged: bool = True  # a model judged the pair; else it is only alike in wording
 
 
 class Listing(BaseModel):

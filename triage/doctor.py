@@ -64,7 +64,7 @@ def _provider_checks() -> list[tuple[str, Check]]:
         out.append((spec.name, _lazy(spec.doctor)))
         if "embed" in spec.capabilities:
             module = spec.doctor.partition(":")[0]
-            out.append(("embeddings", _lazy(f"{module}:{providers.EMBEDDING_CHECK}")))
+            out.append((f"{spec.name} embeddings", _lazy(f"{module}:{providers.EMBEDDING_CHECK}")))
     return out
 
 

@@ -11,6 +11,7 @@ from typing import Any, TextIO
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from triage.db import related
 from triage.db.schema import Analysis, Duplicate, Item, Theme, ThemeItem
 
 CSV_FIELDS = [
@@ -32,6 +33,7 @@ CSV_FIELDS = [
     "theme_id",
     "theme_title",
     "duplicates",
+    "related",
 ]
 
 
@@ -67,6 +69,7 @@ def _records(session: Session, items: Sequence[Item]) -> Iterator[dict[str, Any]
     ):
         dups[d.key_a].append({"key": d.key_b, "confidence": d.confidence})
         dups[d.key_b].append({"key": d.key_a, "confidence": d.confidence})
+    near = related.load(session, keys)
     for item in items:
         a = analyses.get(item.key)
         theme = themes.get(item.key)
@@ -93,6 +96,8 @@ def _records(session: Session, items: Sequence[Item]) -> Iterator[dict[str, Any]
             },
             "theme": None if theme is None else {"id": theme[0], "title": theme[1]},
             "duplicates": dups.get(item.key, []),
+            # Additive: nearest open neighbours from the last duplicates run, any similarity.
+            "related": near.get(item.key, []),
         }
 
 
@@ -145,6 +150,7 @@ def _csv_fields(rec: dict[str, Any]) -> dict[str, Any]:
         "theme_id": t.get("id"),
         "theme_title": t.get("title"),
         "duplicates": ";".join(d["key"] for d in rec["duplicates"]),
+        "related": ";".join(f"{r['key']}={r['similarity']}" for r in rec["related"]),
     }
 
 

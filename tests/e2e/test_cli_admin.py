@@ -129,6 +129,7 @@ def test_init_creates_config_and_schema_then_status_and_export(tmp_path: Path) -
         },
         "theme": {"id": 1, "title": "Start-up crashes"},
         "duplicates": [{"key": "stackexchange:stackoverflow/9", "confidence": 0.75}],
+        "related": [],  # no duplicates run yet
     }
     so = records["stackexchange:stackoverflow/9"]
     assert so["analysis"] is None and so["theme"] is None

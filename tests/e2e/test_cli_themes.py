@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -50,11 +51,12 @@ def test_offline_themes_then_duplicates(workdir: Path) -> None:
 
     d = run_triage("duplicates", "--provider", "local", cwd=workdir)
     assert d.returncode == 0, d.stderr
-    assert "1 new links" in d.stdout
+    found = re.search(r"(\d+) new links", d.stdout)
+    assert found is not None and int(found.group(1)) >= 1
     assert "github:acme/sdk#1 ~ stackexchange:stackoverflow/777" in d.stdout
     assert "both mention" in d.stdout
     d2 = run_triage("duplicates", "--provider", "local", cwd=workdir)
-    assert "0 new links (1 already linked)" in d2.stdout.replace("\n", " ")
+    assert f"0 new links ({found.group(1)} already linked)" in d2.stdout.replace("\n", " ")
 
 
 def test_bad_window_and_unknown_provider_are_one_line_usage_errors(workdir: Path) -> None:

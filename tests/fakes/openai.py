@@ -6,12 +6,18 @@ schema must close every object and require every property, else 400), reports `u
 `prompt_tokens_details.cached_tokens`, stops with `finish_reason: "length"` when the answer would
 exceed `max_completion_tokens`/`max_tokens`, and answers `content_filter` for blocked text.
 Fault switches: 429 with Retry-After, 5xx, invalid JSON, missing ids, length, content_filter.
+
+POST /v1/embeddings answers for the models in `embedding_models` (a chat model gets a 400, an
+unknown one a 404, like OpenAI): deterministic vectors from hashed word stems, so texts that
+restate one problem with mostly the same words are close and unrelated texts are not.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import math
 import re
 import threading
 import time
@@ -112,6 +118,37 @@ def _text(message: dict[str, Any]) -> str:
     return str(content or "")
 
 
+EMBED_SIZE = 256
+_WORD = re.compile(r"[a-z][a-z0-9_]+")
+_STOP = frozenset(
+    re.findall(
+        r"\w+",
+        "the a an and or of to in on for with is are was were be it this that i my we our you"
+        " how do does when what why can not no but from at by as have has",
+    )
+)
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ing", "ed", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def fake_vector(text: str) -> list[float]:
+    """A unit vector of hashed word stems: same words, same direction; order does not matter."""
+    vec = [0.0] * EMBED_SIZE
+    for word in _WORD.findall(text.lower()):
+        if word in _STOP:
+            continue
+        digest = hashlib.sha256(_stem(word).encode()).digest()
+        slot = int.from_bytes(digest[:4], "little") % EMBED_SIZE
+        vec[slot] += 1.0 if digest[4] % 2 else -1.0
+    norm = math.sqrt(sum(v * v for v in vec)) or 1.0
+    return [v / norm for v in vec]
+
+
 def error(status: int, message: str, kind: str, code: str | None = None) -> Response:
     return Response(
         status, {"error": {"message": message, "type": kind, "param": None, "code": code}}
@@ -127,6 +164,7 @@ class FakeOpenAI(FakeServer):
         self,
         models: tuple[str, ...] = ("gemma3:latest", "llama3.2:latest"),
         *,
+        embedding_models: tuple[str, ...] = (),
         api_key: str | None = None,
         obey_injection: bool = False,
         block_text: str | None = "SAFETY-TRIGGER",
@@ -134,7 +172,9 @@ class FakeOpenAI(FakeServer):
         max_output_tokens: int | None = None,
     ) -> None:
         super().__init__()
-        self.models = list(models)
+        self.embedding_models = list(embedding_models)
+        self.models = list(models) + self.embedding_models
+        self.embedded: list[int] = []  # texts per /embeddings request, in order
         self.api_key = api_key  # when set, requests without this Bearer key get 401
         self.obey_injection = obey_injection  # a model that follows instructions in item text
         self.block_text = block_text  # any prompt containing it ends with content_filter
@@ -146,6 +186,7 @@ class FakeOpenAI(FakeServer):
         self.route("GET", r"/v1/models", self._list_models)
         self.route("GET", r"/v1/models/(?P<model>.+)", self._get_model)
         self.route("POST", r"/v1/chat/completions", self._chat)
+        self.route("POST", r"/v1/embeddings", self._embeddings)
 
     # -- fault switches ----------------------------------------------------------------
     def rate_limit(self, retry_after: str = "0", times: int = 1) -> None:
@@ -257,6 +298,42 @@ class FakeOpenAI(FakeServer):
                 text, model, finish_reason=finish, prompt_tokens=prompt_tokens, cached_tokens=cached
             ),
         )
+
+    def _embeddings(self, req: Request, _m: re.Match[str]) -> Response:
+        problem = self._auth_problem(req)
+        if problem:
+            return problem
+        body = req.json()
+        name = str(body.get("model"))
+        model = self._resolve(name)
+        if model is None:
+            return self._no_model(name)
+        if model not in self.embedding_models:
+            return error(
+                400, f"model `{name}` does not support embeddings", "invalid_request_error"
+            )
+        texts = body.get("input")
+        if isinstance(texts, str):
+            texts = [texts]
+        if (
+            not isinstance(texts, list)
+            or not texts
+            or any(not isinstance(t, str) or not t for t in texts)
+        ):
+            return error(
+                400,
+                "'input' must be a non-empty string or list of strings",
+                "invalid_request_error",
+            )
+        with self._switch_lock:
+            self.embedded.append(len(texts))
+        data = [
+            {"object": "embedding", "index": n, "embedding": fake_vector(t)}
+            for n, t in enumerate(texts)
+        ]
+        tokens = sum(count_tokens(t) for t in texts)
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        return Response(200, {"object": "list", "data": data, "model": model, "usage": usage})
 
     def _format_problem(self, fmt: Any) -> str | None:
         if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":

@@ -46,7 +46,7 @@ def test_the_skipped_embeddings_check_loads_no_scikit_learn(tmp_path: Path) -> N
         "from triage import doctor\n"
         "from triage.config import Config, Secrets\n"
         "from triage.context import Context\n"
-        "check = dict(doctor.CHECKS)['embeddings']\n"
+        "check = dict(doctor.CHECKS)['gemini embeddings']\n"
         "print(check(Context(Config(), Secrets())))\n"
         "print(sorted(m for m in ('sklearn', 'scipy') if m in sys.modules))\n"
     )

@@ -6,7 +6,6 @@ Every vector handed around here is L2-normalised, so a dot product is a cosine s
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
@@ -20,8 +19,8 @@ from sklearn.preprocessing import normalize
 # A dense numpy array or a scipy CSR matrix of row vectors (both support @, [], .shape).
 Matrix: TypeAlias = Any
 
-# Code blocks and URLs say little about which problem a report is about, and their tokens
-# (variable names, hashes) would make unrelated reports look alike or alike ones differ.
+# URLs (and, for themes, code blocks) say little about which problem a report is about; their
+# tokens (hashes, variable names) would make unrelated reports look alike or alike ones differ.
 _URL = re.compile(r"https?://\S+")
 _FENCE = re.compile(r"```.*?```", re.S)
 _SPACE = re.compile(r"\s+")
@@ -31,39 +30,19 @@ TOKEN_PATTERN = r"(?u)\b[a-zA-Z_][\w]*(?:[.-][\w]+)*\b"
 
 
 def item_text(
-    title: str,
-    summary: str | None,
-    body: str,
-    max_chars: int = 1500,
-    boilerplate: frozenset[str] = frozenset(),
+    title: str, summary: str | None, body: str, max_chars: int = 1500, keep_code: bool = False
 ) -> str:
-    """The text a problem is recognised by: title (twice, it names the problem), summary, body."""
-    body = _FENCE.sub(" ", body or "")
-    if boilerplate:
-        body = "\n".join(ln for ln in body.splitlines() if _line_id(ln) not in boilerplate)
+    """The text a problem is recognised by: title (twice, it names the problem), summary, body.
+
+    Pass a body without its template (triage.boilerplate). Duplicates keep code: on Stack
+    Overflow the snippet is often what two questions share, and dropping it lost recall.
+    """
+    body = body or ""
+    if not keep_code:
+        body = _FENCE.sub(" ", body)
     body = _SPACE.sub(" ", _URL.sub(" ", body)).strip()
     parts = [title, title, summary or "", body[:max_chars]]
     return "\n".join(p for p in parts if p)
-
-
-_DIGITS = re.compile(r"\d+")
-
-
-def _line_id(line: str) -> str:
-    """A line's identity for template detection: versions and numbers do not count."""
-    return _DIGITS.sub("0", _SPACE.sub(" ", line.strip().lower()))
-
-
-def boilerplate_lines(
-    bodies: Sequence[str], min_share: float = 0.02, min_docs: int = 3
-) -> frozenset[str]:
-    """Lines that many bodies share: issue-template headings and prompts (`### Version`,
-    `_No response_`). They would make every report filed with one template look alike."""
-    counts: Counter[str] = Counter()
-    for body in bodies:
-        counts.update({_line_id(ln) for ln in _FENCE.sub(" ", body or "").splitlines()})
-    floor = max(min_docs, int(min_share * len(bodies)))
-    return frozenset(line for line, n in counts.items() if n >= floor and line)
 
 
 @dataclass
@@ -82,14 +61,16 @@ class Tfidf:
         return sparse.csr_matrix(self.vectorizer.transform(list(texts)))
 
 
-def fit_tfidf(texts: Sequence[str], max_features: int = 100_000) -> Tfidf:
-    """Unigrams and bigrams, no English stop words; sublinear counts so long bodies do not win."""
+def fit_tfidf(
+    texts: Sequence[str], max_features: int = 100_000, ngrams: tuple[int, int] = (1, 2)
+) -> Tfidf:
+    """Words (and bigrams), no English stop words; sublinear counts so long bodies do not win."""
     vectorizer = TfidfVectorizer(
         stop_words="english",
-        ngram_range=(1, 2),
+        ngram_range=ngrams,
         sublinear_tf=True,
         token_pattern=TOKEN_PATTERN,
-        max_df=0.5 if len(texts) >= 20 else 1.0,
+        max_df=0.5 if len(texts) >= 10 else 1.0,  # words in half the items name no problem
         max_features=max_features,
         dtype=np.float32,
     )

@@ -30,6 +30,9 @@ class ProviderSpec:
     # "concurrent" (safe to call from `[llm] concurrency` threads at once)
     capabilities: frozenset[str]
     metered: bool = True  # the token budget applies
+    # The setting that switches "embed" on, when it is not always there: a provider built
+    # without it is no Embedder (duplicates refuse it with this hint).
+    embed_setting: str | None = None
 
 
 PROVIDERS: dict[str, ProviderSpec] = {
@@ -54,11 +57,12 @@ PROVIDERS: dict[str, ProviderSpec] = {
         ),
         ProviderSpec(
             name="openai",
-            factory="triage.providers.openai.provider:build",
+            factory="triage.providers.openai.embedding:build",
             config_section="llm.openai",
             secret_env=(),  # OPENAI_API_KEY is optional: a server of your own needs none
-            doctor="triage.providers.openai.provider:doctor_check",
-            capabilities=frozenset({"classify", "json"}),
+            doctor="triage.providers.openai.embedding:doctor_check",
+            capabilities=frozenset({"classify", "json", "embed"}),
+            embed_setting="[llm.openai] embedding_model",
         ),
     )
 }

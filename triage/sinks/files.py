@@ -14,6 +14,8 @@ from triage.sinks import chart
 from triage.sinks.formatting import (
     MAX_REASON,
     MAX_TITLE,
+    duplicate_note,
+    duplicates_heading,
     headline,
     item_meta,
     safe_url,
@@ -80,10 +82,10 @@ def render_markdown(d: Digest) -> str:
             out.append(f"- **{md(ref.priority or '')}** {md_link(ref)}{summary}")
         out += [*_md_more(d.high_priority.more), ""]
     if "duplicates" in shown:
-        out += [f"## Possible duplicates ({d.duplicates_total})", ""]
+        out += [f"## {duplicates_heading(d)}", ""]
         for dup in d.duplicates:
             reason = md(shorten(dup.reason, MAX_REASON))
-            out.append(f"- {md_link(dup.a)} ↔ {md_link(dup.b)} ({dup.confidence:.0%}): {reason}")
+            out.append(f"- {md_link(dup.a)} ↔ {md_link(dup.b)} ({duplicate_note(dup)}): {reason}")
         out += [*_md_more(d.duplicates_more), ""]
     if "unanswered" in shown:
         hours = f"{d.unanswered_after_hours:g}"
@@ -177,10 +179,10 @@ def render_html(d: Digest, png: bytes | None = None) -> str:
             out.append(f"<li><strong>{h(ref.priority or '')}</strong> {h_link(ref)}{summary}</li>")
         out += [_h_more(d.high_priority.more), "</ul>"]
     if "duplicates" in shown:
-        out += [f"<h2>Possible duplicates ({d.duplicates_total})</h2>", "<ul>"]
+        out += [f"<h2>{h(duplicates_heading(d))}</h2>", "<ul>"]
         for dup in d.duplicates:
             out.append(
-                f"<li>{h_link(dup.a)} ↔ {h_link(dup.b)} ({dup.confidence:.0%}): "
+                f"<li>{h_link(dup.a)} ↔ {h_link(dup.b)} ({h(duplicate_note(dup))}): "
                 f"{h(shorten(dup.reason, MAX_REASON))}</li>"
             )
         out += [_h_more(d.duplicates_more), "</ul>"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from triage.digest import Digest, ItemRef, ThemeEntry
+from triage.digest import Digest, DuplicateEntry, ItemRef, ThemeEntry
 from triage.plain_text import strip_invisible
 
 SOURCE_NAMES = {"github": "GitHub", "stackexchange": "Stack Overflow"}
@@ -52,7 +52,8 @@ def headline(d: Digest) -> str:
     if d.high_priority.total:
         parts.append(plural(d.high_priority.total, "high-priority bug"))
     if d.duplicates_total:
-        parts.append(plural(d.duplicates_total, "possible duplicate"))
+        word = "possible duplicate" if judged(d) else "similar report pair"
+        parts.append(plural(d.duplicates_total, word))
     if d.unanswered.total:
         parts.append(plural(d.unanswered.total, "unanswered question"))
     if not d.total.current and d.empty_hint:
@@ -72,6 +73,20 @@ def sections(d: Digest) -> set[str]:
         "spend": d.spend.calls > 0,
     }
     return {name for name, shown in present.items() if shown}
+
+
+def judged(d: Digest) -> bool:
+    """Whether a model judged any listed pair; pairs found by wording alone are no duplicates."""
+    return any(x.judged for x in d.duplicates)
+
+
+def duplicates_heading(d: Digest) -> str:
+    return f"{'Possible duplicates' if judged(d) else 'Similar reports'} ({d.duplicates_total})"
+
+
+def duplicate_note(x: DuplicateEntry) -> str:
+    """`82%` for a model's confidence; `similar reports, 45% alike` when no model judged."""
+    return f"{x.confidence:.0%}" if x.judged else f"similar reports, {x.similarity:.0%} alike"
 
 
 def theme_line(t: ThemeEntry) -> str:

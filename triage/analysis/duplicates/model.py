@@ -31,6 +31,11 @@ class Candidate:
     b: DupDoc
     similarity: float
     shared: list[str] = field(default_factory=list)  # distinctive terms both use (offline)
+    mutual: bool = False  # each is the other's clearly nearest neighbour (offline)
+
+
+# The model name stored with pairs no model judged; the digest calls them similar reports.
+OFFLINE_MODEL = "tfidf"
 
 
 @dataclass

@@ -17,13 +17,21 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from triage import boilerplate
 from triage.analysis import vectors
-from triage.analysis.duplicates import llm
-from triage.analysis.duplicates.local import judge_offline, tfidf_space
-from triage.analysis.duplicates.model import Candidate, DupDoc, Judge, Judged, Link, Vectoriser
+from triage.analysis.duplicates import llm, local
+from triage.analysis.duplicates.model import (
+    OFFLINE_MODEL,
+    Candidate,
+    DupDoc,
+    Judge,
+    Judged,
+    Link,
+    Vectoriser,
+)
 from triage.analysis.summaries import summaries
 from triage.context import Context
-from triage.db import store
+from triage.db import related, store
 from triage.db.engine import transaction
 from triage.db.llm_calls import record_calls
 from triage.db.schema import Duplicate, Embedding, Item
@@ -50,9 +58,11 @@ class DuplicateRun:
     links: list[Link] = field(default_factory=list)
 
 
-def embedding_text(doc: DupDoc) -> str:
-    """What is embedded: only title and body, so the content hash says when to embed again."""
-    return f"{doc.title}\n\n{trim_code_and_logs(doc.body)}"[:EMBED_MAX_CHARS]
+def embedding_text(doc: DupDoc, body: str | None = None) -> str:
+    """What is embedded: title and body (without its template), so the content hash says
+    when to embed again."""
+    text = doc.body if body is None else body
+    return f"{doc.title}\n\n{trim_code_and_logs(text)}"[:EMBED_MAX_CHARS]
 
 
 def open_docs(session: Session) -> list[DupDoc]:
@@ -83,6 +93,7 @@ def embed_all(
     vecs: dict[int, np.ndarray] = {}
     made: dict[int, datetime] = {}
     todo: list[int] = []
+    bodies = boilerplate.strip_by_scope([d.key for d in docs], [d.body for d in docs])
     for row, doc in enumerate(docs):
         e = stored.get(doc.key)
         if e is not None and e.content_hash == doc.content_hash:
@@ -92,7 +103,7 @@ def embed_all(
             todo.append(row)
     for start in range(0, len(todo), EMBED_BATCH):
         rows = todo[start : start + EMBED_BATCH]
-        got, call = embedder.embed([embedding_text(docs[r]) for r in rows])
+        got, call = embedder.embed([embedding_text(docs[r], bodies[r]) for r in rows])
         now = store.utcnow()
         with transaction(sessions) as session:  # each batch is kept even if a later one fails
             record_calls(session, [call], now)
@@ -120,18 +131,26 @@ def candidates(
     k: int,
     min_similarity: float,
     rows: Sequence[int] | None = None,
-    space: vectors.Tfidf | None = None,
 ) -> list[Candidate]:
     """Each (given) row's nearest neighbours above the threshold, one candidate per pair."""
     pairs: dict[tuple[int, int], float] = {}
     for i, j, sim in vectors.neighbours(matrix, k, min_similarity, rows=rows):
         a, b = (i, j) if docs[i].key < docs[j].key else (j, i)
         pairs[(a, b)] = max(sim, pairs.get((a, b), 0.0))
-    out = []
-    for (a, b), sim in sorted(pairs.items(), key=lambda kv: -kv[1]):
-        shared = vectors.shared_terms(space, a, b) if space is not None else []
-        out.append(Candidate(docs[a], docs[b], sim, shared))
-    return out
+    return [
+        Candidate(docs[a], docs[b], sim)
+        for (a, b), sim in sorted(pairs.items(), key=lambda kv: -kv[1])
+    ]
+
+
+def neighbour_keys(
+    matrix: vectors.Matrix, docs: Sequence[DupDoc], rows: Sequence[int] | None
+) -> dict[str, list[tuple[str, float]]]:
+    """The (given) rows' nearest neighbours by key, nearest first (export `related`)."""
+    out: dict[str, list[tuple[str, float]]] = {}
+    for i, j, sim in vectors.neighbours(matrix, related.PER_ITEM, 0.0, rows=rows):
+        out.setdefault(docs[i].key, []).append((docs[j].key, sim))
+    return {k: sorted(v, key=lambda ks: -ks[1]) for k, v in out.items()}
 
 
 def _insert(session: Session) -> postgresql.Insert | sqlite.Insert:
@@ -201,11 +220,17 @@ def run_duplicates(
     run.open_items = len(docs)
     if len(docs) < 2:
         return run
-    space: vectors.Tfidf | None = None
     rows: Sequence[int] | None = None
     if embedder is None:
-        space = tfidf_space(docs)
-        matrix: vectors.Matrix = space.matrix
+        space = local.tfidf_space(docs)
+        near = local.nearest(space.matrix, max(settings.neighbours, related.PER_ITEM))
+        found = local.offline_candidates(space, docs, near)
+        nearby = {
+            docs[i].key: [(docs[j].key, sim) for j, sim in row[: related.PER_ITEM]]
+            for i, row in enumerate(near)
+            if row
+        }
+        considered = store.utcnow()
     else:
         matrix, made = embed_all(sessions, docs, embedder, run)
         if cursor is not None and cursor.value:
@@ -213,9 +238,10 @@ def run_duplicates(
             # then: only items embedded since need neighbours (and a judge's time).
             last = datetime.fromisoformat(cursor.value)
             rows = [r for r, when in enumerate(made) if when > last]
-    # Every vector made up to now takes part in this run's candidates.
-    considered = store.utcnow()
-    found = candidates(matrix, docs, settings.neighbours, settings.min_similarity, rows, space)
+        # Every vector made up to now takes part in this run's candidates.
+        considered = store.utcnow()
+        found = candidates(matrix, docs, settings.neighbours, settings.min_similarity, rows)
+        nearby = neighbour_keys(matrix, docs, rows)
     with sessions() as session:
         known = known_pairs(session, {d.key for d in docs})
     todo = [c for c in found if (c.a.key, c.b.key) not in known]
@@ -226,6 +252,7 @@ def run_duplicates(
     now = store.utcnow()
     with transaction(sessions) as session:
         run.linked = save_links(session, keep, provider, model, now)
+        related.save(session, nearby, [d.key for d in docs])
         record_calls(session, judged.calls, now)
         if not judged.failed:
             store.set_cursor(session, f"duplicates:{provider}:{model}", considered.isoformat())
@@ -246,12 +273,20 @@ def run_for_context(ctx: Context, provider: str | None = None) -> DuplicateRun:
     chosen = ctx.provider(provider)
     settings = Settings.from_context(ctx)
     if not isinstance(chosen, JsonModel):
-        return run_duplicates(ctx.sessions, settings, judge_offline, chosen.name, "tfidf")
+        return run_duplicates(
+            ctx.sessions, settings, local.judge_offline, chosen.name, OFFLINE_MODEL
+        )
     if not isinstance(chosen, Embedder):
-        embedding = ", ".join(n for n, s in PROVIDERS.items() if "embed" in s.capabilities)
+        setting = PROVIDERS[chosen.name].embed_setting
+        if setting:
+            hint = f"set {setting}, or run `triage duplicates --provider {offline().name}`"
+        else:
+            always = ", ".join(
+                n for n, s in PROVIDERS.items() if "embed" in s.capabilities and not s.embed_setting
+            )
+            hint = f"run `triage duplicates --provider {offline().name}` (or {always})"
         raise ConfigError(
-            f"the {chosen.name} provider has no embeddings to find duplicates with;"
-            f" run `triage duplicates --provider {offline().name}` (or {embedding})"
+            f"the {chosen.name} provider has no embeddings to find duplicates with; {hint}"
         )
     budget = ctx.budget()  # one budget for embeddings and judgements
     judge = llm.judge_for(chosen, budget, ctx.config.llm)

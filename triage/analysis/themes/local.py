@@ -1,6 +1,6 @@
 """Offline themes: TF-IDF vectors, nearest theme centroid, threshold clustering of the rest.
 
-Thresholds are cosine similarities in a TF-IDF space of unigrams and bigrams (title counted
+Thresholds are cosine similarities in a TF-IDF space of words (title counted
 twice, summary, the body without code and URLs). Measured on reports of the same problem
 written by different people, members sit at 0.25-0.5 from their theme's centroid and
 unrelated reports below 0.15.
@@ -14,28 +14,30 @@ import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 
+from triage import boilerplate
 from triage.analysis import phrases, vectors
 from triage.analysis.themes.model import ExistingTheme, NewTheme, ThemeDoc, ThemePlan
 
-ASSIGN_SIMILARITY = 0.25  # an item joins an existing theme at this similarity to its centroid
+ASSIGN_SIMILARITY = 0.2  # an item joins a theme (existing or just found) this close to it
 CLUSTER_SIMILARITY = 0.3  # two new items are about the same problem at this similarity
 MERGE_SIMILARITY = 0.4  # two themes (or new clusters) whose centroids are this close are one
 MEMBERS_PER_THEME = 20  # newest members that place a theme (its centroid) in each run
 # Average linkage: two groups are one problem when their reports are this alike on average.
-LINKAGE_SIMILARITY = 0.17
+# In word space (unigrams) on NLBSE'24 this puts 24-49 % of a repository's issues in themes of
+# three or more, none over a tenth (bench/themes_nlbse.py); bigram space reached half of that.
+# Lower thresholds cover more but join distinct problems that share filler wording.
+LINKAGE_SIMILARITY = 0.13
 # Average linkage needs the full similarity matrix; above this many new items the star
 # clustering below (blocked, linear memory) takes over.
 LINKAGE_MAX_ITEMS = 3000
 
 
-def text_of(doc: ThemeDoc, boilerplate: frozenset[str] = frozenset()) -> str:
-    return vectors.item_text(doc.title, doc.summary, doc.body, boilerplate=boilerplate)
-
-
 def texts(docs: Sequence[ThemeDoc]) -> list[str]:
-    """Every doc's text with the lines the whole collection shares (templates) left out."""
-    common = vectors.boilerplate_lines([d.body for d in docs])
-    return [text_of(d, common) for d in docs]
+    """Every doc's text without its source's template (headings, system-info blocks)."""
+    bodies = boilerplate.strip_by_scope([d.key for d in docs], [d.body for d in docs])
+    return [
+        vectors.item_text(d.title, d.summary, body) for d, body in zip(docs, bodies, strict=True)
+    ]
 
 
 def linkage_clusters(matrix: vectors.Matrix, threshold: float) -> list[list[int]]:
@@ -165,7 +167,10 @@ def plan_local(
     """Join items to the nearest existing theme, cluster the rest, merge themes that converged."""
     members = [(t, m) for t in themes for m in t.members]
     all_docs = docs + [m for _, m in members]
-    space = vectors.fit_tfidf(texts(all_docs))
+    written = texts(all_docs)
+    # Words place items (bigrams spread one problem's wording too thin); phrases name themes.
+    space = vectors.fit_tfidf(written, ngrams=(1, 1))
+    phrases = vectors.fit_tfidf(written)
     n = len(docs)
     x = space.matrix[:n]
     groups: list[list[int]] = [[] for _ in themes]
@@ -187,7 +192,7 @@ def plan_local(
     found = [[free[r] for r in c] for c in cluster(x[free])]
     clusters = [c for c in refine(x, found, free, min_cluster_size) if len(c) >= min_cluster_size]
     for rows in clusters:
-        new = _name(space, rows, all_docs)
+        new = _name(phrases, rows, all_docs)
         new.ref = f"new-{len(plan.new) + 1}"
         plan.new.append(new)
         for r in rows:

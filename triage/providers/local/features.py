@@ -5,6 +5,9 @@ character n-grams carries most of the signal; a separate title block (with "?" k
 and a block of whole Markdown lines (issue-template headings and their answers, such as
 "Issue type" followed by "Feature Request") add about one point of macro-F1 each. Code, logs,
 stack traces and URLs are replaced by marker tokens: their text is noise, their presence is not.
+Issue templates (triage.boilerplate) are left in: removing learned template lines, field runs or
+`<details>` blocks from the word and character blocks each cost 0.5-0.8 points of mean macro-F1
+(0.8125 -> 0.8069 / 0.8041 / 0.8062, seed 0), as which template a report used is a category cue.
 """
 
 from __future__ import annotations

@@ -42,6 +42,13 @@ class ChatReply:
     model: str
 
 
+@dataclass
+class EmbeddingReply:
+    vectors: list[list[float]]
+    prompt_tokens: int
+    latency_ms: int
+
+
 def _retry_after(resp: httpx.Response) -> float | None:
     """Seconds the server asked us to wait (Retry-After, or OpenAI's retry-after-ms)."""
     ms = resp.headers.get("retry-after-ms")
@@ -183,7 +190,33 @@ class OpenAIClient:
             model=str(data.get("model") or payload.get("model")),
         )
 
-    def _unknown_model(self, model: str, resp: httpx.Response) -> None:
+    def embeddings(self, model: str, texts: list[str]) -> EmbeddingReply:
+        """One POST /embeddings for a list of texts; vectors come back in input order.
+
+        Shape: https://platform.openai.com/docs/api-reference/embeddings/create (`input` a list
+        of strings, `data[].embedding` floats with `data[].index`, `usage.prompt_tokens`);
+        Ollama, vLLM and text-embeddings-inference serve the same path.
+        """
+        started = time.monotonic()
+        payload = {"model": model, "input": texts, "encoding_format": "float"}
+        resp = self._request("POST", "/embeddings", payload)
+        latency = int((time.monotonic() - started) * 1000)
+        if resp.status_code == 404 or (
+            resp.status_code == 400 and "model" in _error_message(resp).lower()
+        ):
+            self._unknown_model(model, resp, setting="embedding_model")
+        data = self._check(resp, "embedding request")
+        rows = [r for r in data.get("data") or [] if isinstance(r, dict)]
+        rows.sort(key=lambda r: int(r.get("index") or 0))
+        vectors = [[float(x) for x in r.get("embedding") or []] for r in rows]
+        if len(vectors) != len(texts) or any(not v for v in vectors):
+            raise ProviderError(
+                f"{self.base_url} returned {len(vectors)} embeddings for {len(texts)} texts"
+            )
+        usage = data.get("usage") or {}
+        return EmbeddingReply(vectors, int(usage.get("prompt_tokens") or 0), latency)
+
+    def _unknown_model(self, model: str, resp: httpx.Response, setting: str = "model") -> None:
         """Turn a model-not-found answer into an error that lists close model names."""
         try:
             available = self.models()
@@ -191,16 +224,17 @@ class OpenAIClient:
             available = []
         if available and model_available(model, available):
             return  # the 400/404 was about something else; let _check report it
-        raise self.unknown_model_error(model, available, _error_message(resp))
+        raise self.unknown_model_error(model, available, _error_message(resp), setting)
 
     def unknown_model_error(
-        self, model: str, available: list[str], detail: str = ""
+        self, model: str, available: list[str], detail: str = "", setting: str = "model"
     ) -> ConfigError:
         close = difflib.get_close_matches(model, available, n=5, cutoff=0.3) or available[:5]
         hint = f"; close names: {', '.join(close)}" if close else ""
         why = f" ({detail})" if detail else ""
         return ConfigError(
-            f"model '{model}' is not served by {self.base_url}{why}{hint}; set [llm.openai] model"
+            f"model '{model}' is not served by {self.base_url}{why}{hint};"
+            f" set [llm.openai] {setting}"
         )
 
 

@@ -207,25 +207,24 @@ class OpenAIProvider:
         self._failed_calls = 0
 
 
-def build(deps: ProviderDeps) -> OpenAIProvider:
-    """The provider for `--provider openai`; the key is optional (local servers need none)."""
-    key = deps.secrets.openai_api_key
-    return OpenAIProvider(deps.config, key.get_secret_value() if key else None)
+def quick_provider(ctx: ProviderDeps) -> OpenAIProvider:
+    """A provider for `triage doctor`: one retry at most, a short timeout."""
+    key = ctx.secrets.openai_api_key
+    cfg = ctx.config.llm.openai
+    quick = cfg.model_copy(
+        update={"max_retries": min(cfg.max_retries, 1), "timeout": min(cfg.timeout, 30.0)}
+    )
+    return OpenAIProvider(
+        ctx.config.model_copy(update={"llm": ctx.config.llm.model_copy(update={"openai": quick})}),
+        key.get_secret_value() if key else None,
+    )
 
 
 def doctor_check(ctx: ProviderDeps) -> str:
     """`triage doctor`: the server answers GET /models and lists the configured model."""
     if ctx.config.llm.provider != NAME:
         return f"skipped ([llm] provider is {ctx.config.llm.provider})"
-    key = ctx.secrets.openai_api_key
-    cfg = ctx.config.llm.openai
-    quick = cfg.model_copy(
-        update={"max_retries": min(cfg.max_retries, 1), "timeout": min(cfg.timeout, 30.0)}
-    )
-    provider = OpenAIProvider(
-        ctx.config.model_copy(update={"llm": ctx.config.llm.model_copy(update={"openai": quick})}),
-        key.get_secret_value() if key else None,
-    )
+    provider = quick_provider(ctx)
     try:
         return provider.check_model()
     finally:

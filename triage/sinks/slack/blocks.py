@@ -15,6 +15,8 @@ from triage.digest import CountRow, Digest, ItemRef
 from triage.sinks.formatting import (
     MAX_REASON,
     MAX_TITLE,
+    duplicate_note,
+    duplicates_heading,
     headline,
     item_meta,
     safe_url,
@@ -123,11 +125,11 @@ def parts(d: Digest) -> list[Part]:
         out.append(Part(title, bugs + _more(d.high_priority.more)))
     if "duplicates" in shown:
         dups = [
-            f"• {link(x.a)} ↔ {link(x.b)} ({x.confidence:.0%}):"
+            f"• {link(x.a)} ↔ {link(x.b)} ({escape(duplicate_note(x))}):"
             f" {escape(shorten(x.reason, MAX_REASON))}"
             for x in d.duplicates
         ]
-        title = f"Possible duplicates ({d.duplicates_total})"
+        title = duplicates_heading(d)
         out.append(Part(title, dups + _more(d.duplicates_more)))
     if "unanswered" in shown:
         waiting = [f"• {link(r)} (asked {stamp(r.created_at)})" for r in d.unanswered.items]
