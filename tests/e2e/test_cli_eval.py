@@ -238,3 +238,55 @@ def test_a_missing_key_fails_before_anything_is_trained(tmp_path: Path) -> None:
         " or run with `--provider local` to classify without Gemini"
     ]
     assert done.stdout == ""
+
+
+def test_prompt_or_train_reports_each_shots_setting_beside_the_local_model(
+    tmp_path: Path,
+) -> None:
+    from tests.fakes.gemini import DEFAULT_KEY, FakeGemini
+
+    cwd = project(tmp_path)
+    train, test = csv_pair(tmp_path)
+    base = ["eval", "--train", str(train), "--test", str(test), "-p", "local", "-p", "gemini"]
+    args = [*base, "--shots", "0,3,50,all"]
+    with FakeGemini() as fake:
+        env = {
+            "GEMINI_API_KEY": DEFAULT_KEY,
+            "TRIAGE_LLM__GEMINI__BASE_URL": fake.base_url,
+            "TRIAGE_LLM__GEMINI__RETRY_INITIAL_DELAY": "0",
+        }
+        shown = run_triage(*args, cwd=cwd, env={**env, "COLUMNS": "240"})
+        reported = run_triage(*args, "--json", cwd=cwd, env=env)
+        prompts = [
+            json.dumps(r.json()) for r in fake.requests_to(r"(:generateContent|cachedContents)$")
+        ]
+    assert shown.returncode == 0, shown.stderr
+    assert reported.returncode == 0, reported.stderr
+    out = json.loads(reported.stdout)
+    got = [(p["provider"], p["shots"]) for p in out["providers"]]
+    assert got == [("local", None), *(("gemini", s) for s in ("0", "3", "50", "all"))]
+    for p in out["providers"]:
+        assert 0.0 <= p["mean_f1"] <= 1.0 and p["items"] == 60
+        assert set(p["per_repo"]) == {"acme/app", "other/lib"}
+    local, *gemini = out["providers"]
+    assert local["cost"]["usd_per_1000_items"] == 0.0
+    per_1000 = [g["cost"]["usd_per_1000_items"] for g in gemini]
+    assert all(c > 0 for c in per_1000)
+    # More examples in the prompt cost more per item: the figure a user weighs against F1.
+    assert per_1000[0] < per_1000[1] < per_1000[2] <= per_1000[3]
+    assert any("please add support for" in p or "it would be nice" in p for p in prompts)
+    # The tables: one cost row and one macro-F1 column per setting, beside the local model.
+    cells = [
+        [c.strip() for c in line.strip("│ ").split("│")]
+        for line in shown.stdout.splitlines()
+        if line.count("│") >= 3
+    ]
+    cost_rows = {c[0]: c for c in cells if len(c) == 10 and c[1].startswith(("gemini-", "tfidf"))}
+    assert list(cost_rows) == ["local", *(f"gemini shots={s}" for s in ("0", "3", "50", "all"))]
+    for g, name in zip(gemini, list(cost_rows)[1:], strict=True):
+        assert cost_rows[name][6] == f"{g['cost']['usd_per_1000_items']:.4f}"
+    mean = next(c for c in cells if c[0] == "mean")
+    assert mean[2:] == [f"{p['mean_f1']:.3f}" for p in out["providers"]]
+    # Each setting's thresholds are named by it, not four rows of "gemini".
+    named = {c[0] for c in cells if len(c) == 6 and c[1] in ("bug", "feature", "question")}
+    assert named == {"local", *(f"gemini shots={s}" for s in ("0", "3", "50", "all"))}

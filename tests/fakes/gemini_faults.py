@@ -11,6 +11,10 @@ from typing import Any
 
 from tests.fakes.gemini_store import api_error
 
+# What the fake says in finishMessage beside a SAFETY finish (no recorded answer shows the real
+# wording; tests look for this text in the stored reason).
+SAFETY_MESSAGE = "The response was blocked because it may contain unsafe content."
+
 
 class FaultsMixin:
     """fail(), and the blocked / contentless answers generateContent can give."""
@@ -92,7 +96,16 @@ class FaultsMixin:
                 "modelVersion": model,
             }
         return {
-            "candidates": [{"finishReason": "SAFETY", "index": 0, "safetyRatings": ratings}],
+            # finishMessage is "populated only when finishReason is set"
+            # (https://ai.google.dev/api/generate-content#candidate).
+            "candidates": [
+                {
+                    "finishReason": "SAFETY",
+                    "finishMessage": SAFETY_MESSAGE,
+                    "index": 0,
+                    "safetyRatings": ratings,
+                }
+            ],
             "usageMetadata": usage,
             "modelVersion": model,
         }

@@ -9,6 +9,7 @@ from sqlalchemy import Engine, select
 
 from tests.analysis_support import MIXED, T0, context, gemini_config, item, seed
 from tests.fakes.gemini import DEFAULT_KEY, FakeGemini
+from tests.fakes.gemini_faults import SAFETY_MESSAGE
 from triage.analysis import classify
 from triage.db.engine import session_factory
 from triage.db.schema import Analysis, LLMCall
@@ -123,7 +124,8 @@ def test_blocked_item_is_stored_for_review_and_the_rest_lands(
     stats = run(fake, engine)
     got = analyses(engine)
     assert got["github:acme/app#5"].status == "needs_review"
-    assert "SAFETY" in (got["github:acme/app#5"].reason or "")
+    reason = got["github:acme/app#5"].reason or ""
+    assert "SAFETY" in reason and SAFETY_MESSAGE in reason  # the finishMessage is kept
     assert sum(a.status == "ok" for a in got.values()) == 4
     assert (stats.analysed, stats.reviews, stats.failed) == (4, 1, {})
     assert run(fake, engine).planned == 0  # a reviewed item is not sent again

@@ -233,3 +233,32 @@ def test_token_budget_stops_cleanly_and_the_next_run_continues(
     assert len(assignments(roomy)) == len(items)
     assert {k: v for k, v in assignments(roomy).items() if k in done} == done
     roomy.close()
+
+
+def test_split_calls_run_in_parallel_waves_without_founding_a_theme_twice(
+    tmp_path: Path, fake: FakeGemini
+) -> None:
+    # Two problems first, two more a day later: the later calls of one wave all meet the new
+    # problems, and each proposes them without seeing the others' answers.
+    items = batch(PROBLEMS[:2], 10, DAY1, seed=4) + batch(
+        PROBLEMS[2:4], 10, DAY1 + timedelta(days=1), seed=5, first_number=100
+    )
+    fake.latency = 1.0  # a 13-item answer takes 0.13 s: long enough for calls to overlap
+    ctx = make_ctx(tmp_path, fake, max_prompt_tokens=1000, concurrency=4)
+    add(ctx, items)
+    result = th.run_for_context(ctx, EPOCH, "gemini")
+    assert result.calls == fake.generate_calls >= 3
+    assert fake.max_in_flight > 1
+    assigned = assignments(ctx)
+    assert len(assigned) == len(items) and result.failed == 0
+    truth = {**truth_of(items[:20], 10), **truth_of(items[20:], 10, offset=2)}
+    per_theme: dict[int, set[str]] = {}
+    for key, tid in assigned.items():
+        per_theme.setdefault(tid, set()).add(truth[key])
+    # One theme per problem: none founded twice by two calls of a wave, none mixing problems.
+    assert sorted(per_theme.values(), key=sorted) == sorted(
+        ({p.name} for p in PROBLEMS[:4]), key=sorted
+    )
+    with ctx.sessions() as s:
+        assert len(list(s.scalars(select(Theme)))) == 4
+    ctx.close()

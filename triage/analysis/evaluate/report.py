@@ -152,10 +152,10 @@ def render(console: Console, reports: Sequence[ProviderReport], meta: dict[str, 
     for r in reports:
         for lb, t in r.thresholds.items():
             if t.threshold is None:
-                th.add_row(r.provider, lb, "never", f"best {t.precision:.2f}", "0.00", "0.00")
+                th.add_row(r.label, lb, "never", f"best {t.precision:.2f}", "0.00", "0.00")
             else:
                 th.add_row(
-                    r.provider,
+                    r.label,
                     lb,
                     f"{t.threshold:.3f}",
                     f"{t.precision:.2f}",

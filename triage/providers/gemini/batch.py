@@ -20,7 +20,7 @@ from triage.errors import ProviderError
 from triage.providers.base import ItemText
 from triage.providers.batch_jobs import BatchRequest, JobStatus
 from triage.providers.calls import CallFailed, CallRecord
-from triage.providers.gemini.replies import reply_from
+from triage.providers.gemini.replies import raw_answer, reply_from
 
 # Inlined requests suit jobs whose total size stays under 20 MB (see "Inline requests" in
 # https://ai.google.dev/gemini-api/docs/batch-api); keep a margin for escaping and the envelope.
@@ -150,7 +150,7 @@ def get_job(p: Host, name: str, sizes: Sequence[int]) -> JobStatus:
                 f"batch request failed: {err.code} {err.message}" if err else "no response"
             )
             continue
-        reply = reply_from(resp.response, record)
+        reply = reply_from(raw_answer(resp.response), record)
         p.price(record)
         status.results[index] = reply
     return status

@@ -38,7 +38,7 @@ from triage.providers.gemini.client import (
     make_client,
     retry_delay,
 )
-from triage.providers.gemini.replies import reply_from
+from triage.providers.gemini.replies import raw_answer, reply_from
 from triage.providers.gemini.transport import CALL_ERRORS
 from triage.providers.limiter import RateLimiter, SimulatedClock
 from triage.providers.packing import estimate_tokens
@@ -179,7 +179,7 @@ class GeminiProvider:
         """One call with its latency, usage and price in `record`; failures mapped by `failure`."""
         started = time.monotonic()
         try:
-            response = self._generate(user, config, prefix + estimate_tokens(user))
+            answer = self._generate(user, config, prefix + estimate_tokens(user))
         except CALL_ERRORS as exc:
             if config.cached_content and self._is_cache_error(exc):
                 raise _CacheUnusable(describe(exc)) from None
@@ -188,19 +188,22 @@ class GeminiProvider:
         record.latency_ms = int((time.monotonic() - started) * 1000)
         with self._lock:
             self._failed_calls = 0
-        self._check_version(response)
-        reply = reply_from(response, record)
+        self._check_version(answer)
+        reply = reply_from(answer, record)
         self.price(record)
         return reply
 
-    def _generate(self, user: str, config: types.GenerateContentConfig, tokens: int) -> Any:
-        """One call; a truncated answer body is asked for again, like a 5xx the client retries."""
+    def _generate(
+        self, user: str, config: types.GenerateContentConfig, tokens: int
+    ) -> dict[str, Any]:
+        """One call, read as the JSON sent (see replies.py); a truncated body is asked again."""
+        raw = config.model_copy(update={"should_return_http_response": True})
         for _ in range(self.cfg.max_retries):
             try:
-                return self._generate_once(user, config, tokens)
+                return raw_answer(self._generate_once(user, raw, tokens))
             except json.JSONDecodeError as exc:
                 log.warning("truncated answer from Gemini; asking again", error=str(exc)[:80])
-        return self._generate_once(user, config, tokens)
+        return raw_answer(self._generate_once(user, raw, tokens))
 
     def _generate_once(self, user: str, config: types.GenerateContentConfig, tokens: int) -> Any:
         """One call through the shared limiter; a 429 pauses every worker, then tries again."""
@@ -223,9 +226,9 @@ class GeminiProvider:
                 self.limiter.pause(delay)
                 attempt += 1
 
-    def _check_version(self, response: types.GenerateContentResponse) -> None:
+    def _check_version(self, answer: dict[str, Any]) -> None:
         """A deprecated model is answered by another: say so once per run."""
-        version = response.model_version or ""
+        version = str(answer.get("modelVersion") or "")
         if version and not version.startswith(self.model) and not self._rerouted_said:
             self._rerouted_said = True
             log.warning(
