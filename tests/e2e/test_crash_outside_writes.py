@@ -15,8 +15,8 @@ from sqlalchemy import select
 from tests.e2e.cli import run_triage, triage_env
 from tests.fakes.github import FakeGitHub
 from tests.fakes.server import Hold
+from tests.fakes.slack import CHANNEL_ID, FakeSlack
 from tests.fakes.slack import TOKEN as SLACK_TOKEN
-from tests.fakes.slack import FakeSlack
 from tests.integration.test_digest_slack import END, seed_large
 from tests.label_seed import REPO, TOKEN, analyse, human_removes, label_posts, make_ctx, sync
 from triage.db import migrate
@@ -87,23 +87,38 @@ def test_label_write_killed_in_flight_is_recognised_as_triages_own(
     ctx.close()
 
 
-def test_threaded_digest_killed_while_part_3_is_in_flight_posts_each_part_once(
-    db_url: str, tmp_path: Path
-) -> None:
+def digest_env(db_url: str, fake: FakeSlack) -> dict[str, str]:
+    """A long (threaded) digest to the fake Slack, from a seeded database."""
     engine = make_engine(db_url)
     migrate.upgrade(engine)
     seed_large(engine)
     engine.dispose()
+    return {
+        "TRIAGE_DATABASE__URL": db_url,
+        "TRIAGE_SLACK__BASE_URL": fake.api_url,
+        "TRIAGE_SLACK__UPLOAD_CHART": "false",
+        "TRIAGE_DIGEST__TOP_THEMES": "60",
+        "SLACK_BOT_TOKEN": SLACK_TOKEN,
+    }
+
+
+DIGEST = ["digest", "--until", f"{END:%Y-%m-%dT%H:%M}Z", "--window", "1d", "--to", "slack"]
+
+
+def assert_each_part_once(fake: FakeSlack) -> None:
+    parent, *replies = fake.messages
+    total = len(fake.messages)
+    assert total >= 4 and all(r.thread_ts == parent.ts for r in replies)
+    texts = [m.text for m in fake.messages]
+    assert len(set(texts)) == total, texts  # no part twice
+    assert f"(part {total}/{total})" in texts[-1]
+
+
+def test_threaded_digest_killed_while_part_3_is_in_flight_posts_each_part_once(
+    db_url: str, tmp_path: Path
+) -> None:
     with FakeSlack() as fake:
-        env = {
-            "TRIAGE_DATABASE__URL": db_url,
-            "TRIAGE_SLACK__BASE_URL": fake.api_url,
-            "TRIAGE_SLACK__UPLOAD_CHART": "false",
-            "TRIAGE_DIGEST__TOP_THEMES": "60",
-            "SLACK_BOT_TOKEN": SLACK_TOKEN,
-        }
-        until = f"{END:%Y-%m-%dT%H:%M}Z"
-        args = ["digest", "--until", until, "--window", "1d", "--to", "slack"]
+        env, args = digest_env(db_url, fake), DIGEST
         hold = fake.hold(r"/api/chat\.postMessage$", after=2)  # part 3 waits
 
         killed_while_held(args, tmp_path, env, hold)
@@ -112,9 +127,25 @@ def test_threaded_digest_killed_while_part_3_is_in_flight_posts_each_part_once(
 
         assert rerun.returncode == 0, rerun.stderr
         assert "resumed after 3" in rerun.stdout + rerun.stderr
-        parent, *replies = fake.messages
-        total = len(fake.messages)
-        assert total >= 4 and all(r.thread_ts == parent.ts for r in replies)
-        texts = [m.text for m in fake.messages]
-        assert len(set(texts)) == total, texts  # no part twice
-        assert f"(part {total}/{total})" in texts[-1]
+        assert_each_part_once(fake)
+
+
+@pytest.mark.parametrize("landed", [True, False], ids=["parent-landed", "parent-lost"])
+def test_threaded_digest_killed_while_the_parent_is_in_flight_posts_it_once(
+    db_url: str, tmp_path: Path, landed: bool
+) -> None:
+    with FakeSlack() as fake:
+        # conversations.history takes a channel id, so the channel is configured by id.
+        env = {**digest_env(db_url, fake), "TRIAGE_SLACK__CHANNEL": CHANNEL_ID}
+        hold = fake.hold(r"/api/chat\.postMessage$", after=0)  # the parent waits
+
+        killed_while_held(DIGEST, tmp_path, env, hold)
+        assert len(fake.messages) == 1
+        if not landed:
+            fake.messages.clear()  # the post never reached Slack
+        rerun = run_triage(*DIGEST, cwd=tmp_path, env=env)  # at once: no stale-claim wait
+
+        assert rerun.returncode == 0, rerun.stderr
+        assert ("resumed after 1" in rerun.stdout + rerun.stderr) is landed
+        assert_each_part_once(fake)
+        assert fake.messages[0].args["metadata"]["event_payload"]["part"] == 0

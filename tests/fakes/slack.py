@@ -12,9 +12,11 @@ an error name with 400/403/404/410. Rate limits: queue a 429 with Retry-After (`
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -106,6 +108,7 @@ class FakeSlack(FakeServer):
         self.route("POST", r"/api/chat\.postMessage", self._post_message)
         self.route("POST", r"/api/auth\.test", self._auth_test)
         self.route("POST", r"/api/conversations\.replies", self._replies)
+        self.route("POST", r"/api/conversations\.history", self._history)
         self.route("POST", r"/api/files\.getUploadURLExternal", self._upload_url)
         self.route("POST", r"/upload/v1/(?P<id>\w+)", self._upload_bytes)
         self.route("POST", r"/api/files\.completeUploadExternal", self._complete_upload)
@@ -186,7 +189,7 @@ class FakeSlack(FakeServer):
     def _next_ts(self) -> str:
         with self._seq_lock:
             n = next(self._seq)
-        return f"{1_715_000_000 + n}.{n:06d}"
+        return f"{int(time.time())}.{n:06d}"  # seconds now, unique and rising as Slack's are
 
     # -- Web API methods -----------------------------------------------------------------
     def _post_message(self, req: Request, _m: Any) -> Response:
@@ -235,18 +238,48 @@ class FakeSlack(FakeServer):
             thread = [m for m in self.messages if m.channel == cid and ts in (m.ts, m.thread_ts)]
         if not thread:
             return _error("thread_not_found")
-        with_meta = str(args.get("include_all_metadata")).lower() in ("1", "true")
-        out = []
-        for m in thread:
-            message: dict[str, Any] = {"type": "message", "text": m.text, "ts": m.ts}
-            message.update({"bot_id": "B0FAKE0001", "thread_ts": m.thread_ts or m.ts})
-            meta = m.args.get("metadata")
-            if isinstance(meta, str):
-                meta = json.loads(meta)
-            if with_meta and meta:
-                message["metadata"] = meta
-            out.append(message)
-        return _ok(messages=out, has_more=False)
+        return _ok(messages=[self._seen(m, args) for m in thread], has_more=False)
+
+    def _history(self, req: Request, _m: Any) -> Response:
+        """conversations.history: the channel's top-level messages, newest first, from a channel
+        id only (a name is channel_not_found); `oldest`/`latest` exclusive; pages of `limit`
+        with `has_more` and `response_metadata.next_cursor`; metadata as for replies."""
+        args = self.args(req)
+        if (denied := self._auth(req, args)) is not None:
+            return denied
+        if str(args.get("channel")) not in self.channels:
+            return _error("channel_not_found")
+        cid, err = self._channel(args.get("channel"))
+        if err is not None:
+            return err
+        oldest, latest = float(args.get("oldest") or 0), float(args.get("latest") or 9e12)
+        with self._lock:
+            top = [m for m in self.messages if m.channel == cid and m.thread_ts is None]
+        top = [m for m in reversed(top) if oldest < float(m.ts) < latest]
+        cursor = str(args.get("cursor") or "")
+        start = int(base64.b64decode(cursor).decode().split(":")[1]) if cursor else 0
+        limit = int(args.get("limit") or 100)
+        page = top[start : start + limit]
+        more = start + limit < len(top)
+        nxt = base64.b64encode(f"next_ts:{start + limit}".encode()).decode() if more else ""
+        return _ok(
+            messages=[self._seen(m, args) for m in page],
+            has_more=more,
+            pin_count=0,
+            response_metadata={"next_cursor": nxt},
+        )
+
+    @staticmethod
+    def _seen(m: Posted, args: dict[str, Any]) -> dict[str, Any]:
+        """A posted message as reading methods show it: metadata only with include_all_metadata."""
+        message: dict[str, Any] = {"type": "message", "text": m.text, "ts": m.ts}
+        message.update({"bot_id": "B0FAKE0001", "thread_ts": m.thread_ts or m.ts})
+        meta = m.args.get("metadata")
+        if isinstance(meta, str):
+            meta = json.loads(meta)
+        if str(args.get("include_all_metadata")).lower() in ("1", "true") and meta:
+            message["metadata"] = meta
+        return message
 
     def _auth_test(self, req: Request, _m: Any) -> Response:
         if (denied := self._auth(req, self.args(req))) is not None:

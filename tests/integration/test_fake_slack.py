@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from tests.fakes.slack import CHANNEL_ID, TOKEN, FakeSlack
 
@@ -97,3 +99,26 @@ def test_webhook_answers_plain_text(fake: FakeSlack) -> None:
 def test_unknown_method(fake: FakeSlack) -> None:
     r = httpx.post(fake.api_url + "chat.nope", headers={"Authorization": f"Bearer {TOKEN}"})
     assert r.json() == {"ok": False, "error": "unknown_method"}
+
+
+def test_history_is_newest_first_in_pages_with_metadata_on_request(fake: FakeSlack) -> None:
+    web = WebClient(token=TOKEN, base_url=fake.api_url)
+    meta = {"event_type": "e", "event_payload": {"n": 1}}
+    first = web.chat_postMessage(channel="#triage", text="one", metadata=meta)["ts"]
+    web.chat_postMessage(channel=CHANNEL_ID, text="reply", thread_ts=first)
+    web.chat_postMessage(channel=CHANNEL_ID, text="two")
+    web.chat_postMessage(channel=CHANNEL_ID, text="three")
+
+    page = web.conversations_history(channel=CHANNEL_ID, limit=2, include_all_metadata=True)
+    assert [m["text"] for m in page["messages"]] == ["three", "two"] and page["has_more"]
+    cursor = page["response_metadata"]["next_cursor"]
+    rest = web.conversations_history(
+        channel=CHANNEL_ID, limit=2, cursor=cursor, include_all_metadata=True
+    )
+    assert [m["text"] for m in rest["messages"]] == ["one"] and not rest["has_more"]
+    assert rest["messages"][0]["metadata"] == meta  # thread replies are not in the history
+    plain = web.conversations_history(channel=CHANNEL_ID, oldest=first)
+    assert [m["text"] for m in plain["messages"]] == ["three", "two"]  # oldest is exclusive
+    assert all("metadata" not in m for m in plain["messages"])
+    with pytest.raises(SlackApiError, match="channel_not_found"):
+        web.conversations_history(channel="#triage")  # an id, never a name

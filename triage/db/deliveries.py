@@ -8,6 +8,8 @@ in the same thread instead of posting the digest twice.
 from __future__ import annotations
 
 import json
+import os
+import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +33,8 @@ class Progress:
     ts: str | None = None
     # The part being posted: recorded before it is sent, cleared once Slack confirmed it.
     pending: int | None = None
+    # The process that holds the claim ("host:pid"), so a re-run can tell it has died.
+    owner: str | None = None
 
     @property
     def complete(self) -> bool:
@@ -53,7 +57,36 @@ class Progress:
             channel=data.get("channel"),
             ts=data.get("ts"),
             pending=data.get("pending"),
+            owner=data.get("owner"),
         )
+
+
+def this_process() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def claimer_gone(owner: str | None) -> bool:
+    """True only when the claiming process ran on this host and no longer exists."""
+    host, _, pid = (owner or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive under another user, or not ours to signal
+        return False
+    return False
+
+
+def known_channel(session: Session, sink: str, target: str) -> str | None:
+    """The channel id an earlier delivery to `target` was posted in (Slack answers ids)."""
+    refs = session.scalars(
+        select(Delivery.ref)
+        .where(Delivery.sink == sink, Delivery.target == target)
+        .order_by(Delivery.delivered_at.desc())
+    )
+    return next((p.channel for p in map(Progress.load, refs) if p.channel), None)
 
 
 def find(
@@ -81,7 +114,7 @@ def claim(
     """Insert the row for a new delivery; False if another run inserted it first."""
     try:
         with sessions() as s, s.begin():
-            s.add(_row(sink, target, start, end, Progress().dump()))
+            s.add(_row(sink, target, start, end, Progress(owner=this_process()).dump()))
     except IntegrityError:
         return False
     return True

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from datetime import UTC, datetime, timedelta
 
 from triage.clients.slack import Target
 from triage.context import Context
@@ -13,9 +15,19 @@ from triage.digest import Digest
 from triage.errors import DeliveryError
 from triage.sinks.base import Echo, Options, Outcome
 from triage.sinks.slack.blocks import Message, build_messages
-from triage.sinks.slack.post import parts_in_thread, post_bot, post_webhook, upload_chart
+from triage.sinks.slack.post import (
+    find_parent,
+    parts_in_thread,
+    post_bot,
+    post_webhook,
+    upload_chart,
+)
 
 SINK = "slack"
+# conversations.history takes a channel id (C…, G… private, D… direct), never a name.
+_CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{6,}")
+# Looked back from the claim time for a parent whose run died: covers clock skew with Slack.
+_SKEW = timedelta(minutes=2)
 
 
 def _dry_run(t: Target, messages: list[Message], note: str, echo: Echo) -> Outcome:
@@ -56,11 +68,13 @@ def deliver(
         progress = Progress(sent=old.sent, total=len(messages), channel=old.channel, ts=old.ts)
         if old.pending is not None and t.kind == "bot":
             _confirm_pending(ctx, d, progress)
-    elif not force and claimed_at and utcnow() - claimed_at < deliveries.STALE_CLAIM:
+    elif not force and not _claimer_dead(old, claimed_at):
         return Outcome("skipped", f"another run is delivering this window to {t.name}")
-    elif not force:  # a claim whose run died before posting anything: take it over
+    elif not force:  # a claim whose run died before Slack confirmed anything: take it over
+        if old.pending == 0 and t.kind == "bot" and claimed_at:
+            _adopt_parent(ctx, d, t, progress, claimed_at)
         deliveries.save(ctx.sessions, SINK, t.name, d.start, d.end, progress.dump())
-        owned = True
+        owned = progress.sent == 0
     return _post_all(ctx, d, t, messages, progress, owned)
 
 
@@ -69,12 +83,50 @@ def deliver_with(ctx: Context, d: Digest, options: Options) -> Outcome:
     return deliver(ctx, d, force=options.force, dry_run=options.dry_run, echo=options.echo)
 
 
-def _part(d: Digest, i: int) -> dict[str, object]:
-    return {"window": _window(d), "part": i}
+def _part(d: Digest, target: str, i: int) -> dict[str, object]:
+    return {"window": _window(d), "target": target, "part": i}
 
 
 def _window(d: Digest) -> str:
     return f"{d.start:%Y-%m-%dT%H:%M}/{d.end:%Y-%m-%dT%H:%M}"
+
+
+def _claimer_dead(old: Progress, claimed_at: datetime | None) -> bool:
+    """The claim is stale, or its process ran here and is gone: safe to check and take over."""
+    if claimed_at is None or utcnow() - claimed_at >= deliveries.STALE_CLAIM:
+        return True
+    return deliveries.claimer_gone(old.owner)
+
+
+def _unchecked(part: int, where: str, exc: DeliveryError) -> DeliveryError:
+    return DeliveryError(
+        f"a run stopped while posting part {part}, and the {where} cannot be"
+        f" checked for it ({exc}): give the Slack app the channels:history scope"
+        " (groups:history for a private channel), or pass --force to post the digest again"
+    )
+
+
+def _adopt_parent(
+    ctx: Context, d: Digest, t: Target, progress: Progress, claimed_at: datetime
+) -> None:
+    """A run died while the first message was in flight: find it in the channel before posting."""
+    channel: str | None = t.name if _CHANNEL_ID.fullmatch(t.name) else None
+    if channel is None:
+        with ctx.sessions() as s:
+            channel = deliveries.known_channel(s, SINK, t.name)
+    if channel is None:
+        raise DeliveryError(
+            f"a run stopped while posting the digest's first message to {t.name}, and a channel"
+            " named, not given by id, cannot be checked for it: set [slack] channel to the"
+            " channel's id (C…), or pass --force to post the digest again"
+        )
+    oldest = (claimed_at.replace(tzinfo=UTC) - _SKEW).timestamp()
+    try:
+        ts = find_parent(ctx.slack, channel, oldest, _window(d), t.name)
+    except DeliveryError as exc:
+        raise _unchecked(1, "channel", exc) from None
+    if ts is not None:
+        progress.sent, progress.channel, progress.ts = 1, channel, ts
 
 
 def _confirm_pending(ctx: Context, d: Digest, progress: Progress) -> None:
@@ -84,11 +136,7 @@ def _confirm_pending(ctx: Context, d: Digest, progress: Progress) -> None:
     try:
         there = parts_in_thread(ctx.slack, progress.channel, progress.ts, _window(d))
     except DeliveryError as exc:
-        raise DeliveryError(
-            f"a run stopped while posting part {progress.sent + 1}, and the thread cannot be"
-            f" checked for it ({exc}): give the Slack app the channels:history scope"
-            " (groups:history for a private channel), or pass --force to post the digest again"
-        ) from None
+        raise _unchecked(progress.sent + 1, "thread", exc) from None
     while progress.sent in there:
         progress.sent += 1
 
@@ -97,13 +145,14 @@ def _post_all(
     ctx: Context, d: Digest, t: Target, messages: list[Message], progress: Progress, owned: bool
 ) -> Outcome:
     start, posted = progress.sent, 0
+    progress.owner = deliveries.this_process()
     for i in range(start, len(messages)):
         progress.pending = i  # recorded before the part goes out
         deliveries.save(ctx.sessions, SINK, t.name, d.start, d.end, progress.dump())
         try:
             if t.kind == "bot":
-                where = progress.channel or t.name
-                channel, ts = post_bot(ctx.slack, where, messages[i], progress.ts, _part(d, i))
+                where, part = progress.channel or t.name, _part(d, t.name, i)
+                channel, ts = post_bot(ctx.slack, where, messages[i], progress.ts, part)
                 if progress.ts is None:
                     progress.channel, progress.ts = channel, ts
             else:

@@ -64,6 +64,43 @@ def parts_in_thread(slack: SlackClients, channel: str, ts: str, window: str) -> 
             return found
 
 
+def find_parent(
+    slack: SlackClients, channel_id: str, oldest: float, window: str, target: str
+) -> str | None:
+    """The ts of this bot's first part of `window` posted since `oldest` (conversations.history;
+    https://docs.slack.dev/reference/methods/conversations.history: channels:history scope)."""
+    try:
+        bot_id = slack.web.auth_test().get("bot_id")
+    except (SlackClientError, URLError, OSError) as exc:
+        raise api_error(exc, channel_id, "auth.test") from None
+    cursor: str | None = None
+    while True:
+        try:
+            resp = slack.web.conversations_history(
+                channel=channel_id,
+                oldest=f"{oldest:.6f}",
+                include_all_metadata=True,
+                limit=200,
+                cursor=cursor,
+            )
+        except (SlackClientError, URLError, OSError) as exc:
+            raise api_error(exc, channel_id, "conversations.history") from None
+        for message in resp.get("messages") or []:
+            meta = message.get("metadata") or {}
+            payload = meta.get("event_payload") or {}
+            if (
+                message.get("bot_id") == bot_id
+                and meta.get("event_type") == PART_EVENT
+                and payload.get("window") == window
+                and payload.get("target", target) == target
+                and payload.get("part") == 0
+            ):
+                return str(message["ts"])
+        cursor = (resp.get("response_metadata") or {}).get("next_cursor") or None
+        if not resp.get("has_more") or not cursor:
+            return None
+
+
 def post_webhook(slack: SlackClients, msg: Message) -> None:
     try:
         resp = slack.webhook.send(
