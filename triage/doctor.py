@@ -13,15 +13,14 @@ from triage.commands.common import Runtime, console, runtime
 from triage.config import config_path
 from triage.context import Context
 from triage.db import migrate
-from triage.errors import TriageError
+from triage.errors import CheckWarning, TriageError
 from triage.sinks import SINKS
 from triage.sources import SOURCES
 
 Check = Callable[[Context], str]
 
 
-class Warn(Exception):
-    """A check that passes with a caveat: printed as `warn`, and doctor still exits 0."""
+Warn = CheckWarning  # a check that passes with a caveat: printed as `warn`, exit code 0
 
 
 def _schema(ctx: Context) -> str:

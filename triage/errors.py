@@ -43,3 +43,7 @@ class ProviderError(TriageError):
 
 class DeliveryError(TriageError):
     """A sink (Slack, GitHub labels) refused a write."""
+
+
+class CheckWarning(Exception):
+    """A `triage doctor` check that passes with a caveat: printed as `warn`, exit code 0."""

@@ -173,3 +173,13 @@ def test_a_retired_model_is_one_line_naming_its_replacement(project: Path) -> No
     assert result.returncode == 2
     [line] = result.stderr.strip().splitlines()
     assert "gemini-2.5-flash was shut down" in line and "gemini-3.5-flash-lite" in line
+
+
+def test_doctor_warns_about_a_rerouted_model_naming_its_replacement(project: Path) -> None:
+    # gemini-3.7-flash is deprecated and answered by gemini-3.8-flash (the catalog and the fake).
+    result = triage(project, "doctor", TRIAGE_LLM__GEMINI__MODEL="gemini-3.7-flash")
+    [line] = [x for x in result.stdout.splitlines() if x.split()[1:2] == ["gemini:"]]
+    assert line.startswith("warn") and "gemini-3.8-flash" in line, result.stdout
+    current = triage(project, "doctor")
+    [ok] = [x for x in current.stdout.splitlines() if x.split()[1:2] == ["gemini:"]]
+    assert ok.startswith("ok"), current.stdout

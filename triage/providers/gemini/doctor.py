@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from google.genai import errors as genai_errors
 
-from triage.errors import ConfigError, ProviderError
+from triage.errors import CheckWarning, ConfigError, ProviderError
 from triage.providers.base import ProviderDeps
 from triage.providers.gemini.client import make_client
 from triage.providers.gemini.provider import GeminiProvider
@@ -27,7 +27,9 @@ def doctor_check(ctx: ProviderDeps) -> str:
     name = provider.check_model()
     line = f"model {cfg.model} ({name}) at {cfg.base_url} {cfg.api_version}"
     notice = provider.model_notice()
-    return f"{line}; WARNING: {notice}" if notice else line
+    if notice:  # retired, rerouted, near its shutdown or not listed: a warning, not a failure
+        raise CheckWarning(f"{line}; {notice}")
+    return line
 
 
 def embedding_check(ctx: ProviderDeps) -> str:
