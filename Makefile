@@ -35,6 +35,7 @@ bench: install
 	$(BIN)/python bench/daemon.py
 	$(BIN)/python bench/llm_cost.py
 	$(BIN)/python bench/themes.py
+	$(BIN)/python bench/duplicates.py
 	$(BIN)/python bench/local_quality.py --seeds 1
 
 # The README's picture of an HTML digest made from the test fakes (needs Chromium).
