@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from scipy import sparse
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
+from sklearn.preprocessing import normalize
 
 from triage import boilerplate
 from triage.analysis import phrases, vectors
@@ -30,6 +32,7 @@ LINKAGE_SIMILARITY = 0.13
 # Average linkage needs the full similarity matrix; above this many new items the star
 # clustering below (blocked, linear memory) takes over.
 LINKAGE_MAX_ITEMS = 3000
+CENTRE_MIN_ITEMS = 10  # fewer embeddings than this say too little about their mean
 
 
 def texts(docs: Sequence[ThemeDoc]) -> list[str]:
@@ -161,18 +164,42 @@ def _name(space: vectors.Tfidf, rows: Sequence[int], docs: Sequence[ThemeDoc]) -
     return NewTheme(ref="", title=title, description=description, terms=terms)
 
 
+def with_embeddings(words: vectors.Matrix, semantic: np.ndarray | None) -> vectors.Matrix:
+    """Rows whose dot product is the mean of their word and embedding cosine similarities.
+
+    Embedding models put unrelated texts at a cosine well above 0; the mean vector is taken
+    off first so that, as in word space, unrelated reports sit near 0 and the thresholds hold.
+    """
+    if semantic is None or semantic.size == 0:
+        return words
+    vecs = np.asarray(semantic, dtype=np.float32)
+    if vecs.shape[0] >= CENTRE_MIN_ITEMS:
+        vecs = vecs - vecs.mean(axis=0, keepdims=True)
+    vecs = normalize(vecs)
+    half = np.float32(np.sqrt(0.5))
+    return sparse.hstack([words * half, sparse.csr_matrix(vecs * half)], format="csr")
+
+
 def plan_local(
-    docs: list[ThemeDoc], themes: list[ExistingTheme], min_cluster_size: int
+    docs: list[ThemeDoc],
+    themes: list[ExistingTheme],
+    min_cluster_size: int,
+    semantic: np.ndarray | None = None,
 ) -> ThemePlan:
-    """Join items to the nearest existing theme, cluster the rest, merge themes that converged."""
+    """Join items to the nearest existing theme, cluster the rest, merge themes that converged.
+
+    `semantic`: optional embeddings of `docs` followed by the themes' members, in that order;
+    items are then placed by the mean of word and embedding similarity (names stay words).
+    """
     members = [(t, m) for t in themes for m in t.members]
     all_docs = docs + [m for _, m in members]
     written = texts(all_docs)
     # Words place items (bigrams spread one problem's wording too thin); phrases name themes.
     space = vectors.fit_tfidf(written, ngrams=(1, 1))
     phrases = vectors.fit_tfidf(written)
+    placed = with_embeddings(space.matrix, semantic)
     n = len(docs)
-    x = space.matrix[:n]
+    x = placed[:n]
     groups: list[list[int]] = [[] for _ in themes]
     position = {t.id: g for g, t in enumerate(themes)}
     for offset, (theme, _) in enumerate(members):
@@ -180,7 +207,7 @@ def plan_local(
     plan = ThemePlan()
     free = list(range(n))
     if themes:
-        sims = vectors.similarities(x, vectors.centroids(space.matrix, groups))
+        sims = vectors.similarities(x, vectors.centroids(placed, groups))
         best = sims.argmax(axis=1)
         free = []
         for i in range(n):
@@ -198,7 +225,7 @@ def plan_local(
         for r in rows:
             plan.assign[docs[r].key] = new.ref
     plan.merges = _merges(
-        space,
+        placed,
         themes,
         groups,
         changed={int(t) for t in set(plan.assign.values()) if isinstance(t, int)},
@@ -207,7 +234,7 @@ def plan_local(
 
 
 def _merges(
-    space: vectors.Tfidf,
+    placed: vectors.Matrix,
     themes: list[ExistingTheme],
     groups: list[list[int]],
     changed: set[int],
@@ -215,7 +242,7 @@ def _merges(
     """Themes that gained items and now sit next to another theme: younger into older."""
     if len(themes) < 2 or not changed:
         return []
-    cents = vectors.centroids(space.matrix, groups)
+    cents = vectors.centroids(placed, groups)
     idx = [g for g, t in enumerate(themes) if t.id in changed and groups[g]]
     sims = vectors.similarities(cents[idx], cents) if idx else np.zeros((0, 0))
     merges: list[tuple[int, int]] = []
