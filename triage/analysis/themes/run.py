@@ -15,11 +15,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from triage.analysis import embeddings
 from triage.analysis.summaries import summaries
 from triage.analysis.themes.model import ExistingTheme, ThemeDoc, ThemePlan, Themer
 from triage.context import Context
@@ -30,6 +30,9 @@ from triage.db.schema import Item, Theme, ThemeItem
 from triage.errors import ConfigError
 from triage.providers import spec_for
 from triage.providers.base import Embedder, JsonModel
+
+if TYPE_CHECKING:
+    from triage.analysis.embeddings import ModelEmbedder
 
 LEFTOVER_CURSOR = "themes:leftover"
 
@@ -273,7 +276,8 @@ def run_for_context(ctx: Context, since: datetime, provider: str | None = None) 
     items by words and, when [themes] embedding_provider names a provider that embeds, by
     that provider's embeddings too.
     """
-    from triage.analysis.themes import llm, local  # numpy/scikit-learn: only when themes run
+    from triage.analysis import embeddings  # numpy/scikit-learn: only when themes run
+    from triage.analysis.themes import llm, local
 
     chosen = ctx.provider(provider)
     if isinstance(chosen, JsonModel):
@@ -296,7 +300,7 @@ def run_for_context(ctx: Context, since: datetime, provider: str | None = None) 
     return result
 
 
-def offline_embedder(ctx: Context) -> embeddings.ModelEmbedder | None:
+def offline_embedder(ctx: Context) -> ModelEmbedder | None:
     """The embeddings offline themes use besides words, if [themes] embedding_provider is set."""
     name = ctx.config.themes.embedding_provider
     if not name:
@@ -309,4 +313,6 @@ def offline_embedder(ctx: Context) -> embeddings.ModelEmbedder | None:
             f"[themes] embedding_provider = '{name}' has no embeddings; {hint},"
             " or leave it empty to theme by words only"
         )
-    return embeddings.ModelEmbedder(chosen, ctx.budget())
+    from triage.analysis.embeddings import ModelEmbedder
+
+    return ModelEmbedder(chosen, ctx.budget())
