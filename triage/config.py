@@ -220,6 +220,7 @@ class ThemesConfig(Section):
     duplicate_min_similarity: float = Field(0.5, ge=0, le=1)
     duplicate_min_confidence: float = Field(0.7, ge=0, le=1)
     duplicate_neighbours: int = Field(5, ge=1)
+    embedding_provider: str = ""  # offline themes also place items by this provider's vectors
 
 
 class ScheduleConfig(Section):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
 from triage.analysis.duplicates.model import Candidate, DupDoc, Judged, Link
@@ -12,8 +11,8 @@ from triage.config import LLMConfig
 from triage.db.llm_calls import Budget
 from triage.logs import get_logger
 from triage.providers import concurrency_for
-from triage.providers.base import Embedder, JsonModel
-from triage.providers.calls import CallFailed, CallRecord, Reply
+from triage.providers.base import JsonModel
+from triage.providers.calls import CallFailed, Reply
 from triage.providers.packing import cap_body, cap_title, estimate_tokens, pack
 from triage.providers.parallel import run_bounded
 from triage.providers.prompts import ITEM_CLOSE, neutralize
@@ -22,7 +21,6 @@ from triage.providers.repair import decode
 log = get_logger("triage.duplicates")
 
 PROMPT_VERSION = "duplicates-1"
-EMBED_DIMENSIONS = 768  # a quarter of the default size; similarity ranks almost the same
 PAIR_ITEM_CHARS = 600
 ANSWER_TOKENS = 40  # one {"id", "confidence", "reason"} answer
 
@@ -157,31 +155,6 @@ class LLMJudge:
             reason = " ".join(a.reason.split())[:300] or "judged the same problem"
             out.links.append(Link(c.a.key, c.b.key, c.similarity, a.confidence, reason))
         out.failed += len(batch) - len(seen)
-
-
-class ModelEmbedder:
-    """A provider's embeddings for duplicates, metered by the run's token budget."""
-
-    def __init__(self, provider: Embedder, budget: Budget | None = None) -> None:
-        self.provider = provider
-        self.model = provider.embedding_model
-        self.budget = budget
-
-    def embed(self, texts: list[str]) -> tuple[list[np.ndarray], CallRecord]:
-        record = CallRecord(
-            self.provider.name,
-            self.model,
-            "",
-            purpose="embed",
-            items=len(texts),
-            input_tokens=sum(estimate_tokens(t) for t in texts),
-        )
-        if self.budget is not None:
-            if not self.budget.allows(record.input_tokens):
-                raise self.budget.exhausted(len(texts))  # vectors made so far are kept
-            self.budget.add(record.input_tokens)
-        values = self.provider.embed(texts, EMBED_DIMENSIONS)
-        return [np.asarray(v, dtype=np.float32) for v in values], record
 
 
 def judge_for(model: JsonModel, budget: Budget, llm: LLMConfig) -> LLMJudge:

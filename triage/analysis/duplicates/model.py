@@ -7,9 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
-
-import numpy as np
 
 from triage.errors import TriageError
 from triage.providers.calls import CallRecord
@@ -56,11 +53,3 @@ class Judged:
 
 
 Judge = Callable[[list[Candidate]], Judged]
-
-
-class Vectoriser(Protocol):
-    """Turns texts into vectors with one model, and says what the call cost."""
-
-    model: str
-
-    def embed(self, texts: list[str]) -> tuple[list[np.ndarray], CallRecord]: ...

@@ -12,12 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import numpy as np
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from triage import boilerplate
 from triage.analysis import vectors
 from triage.analysis.duplicates import llm, local
 from triage.analysis.duplicates.model import (
@@ -27,21 +25,17 @@ from triage.analysis.duplicates.model import (
     Judge,
     Judged,
     Link,
-    Vectoriser,
 )
+from triage.analysis.embeddings import ModelEmbedder, Vectoriser, embed_all
 from triage.analysis.summaries import summaries
 from triage.context import Context
 from triage.db import related, store
 from triage.db.engine import transaction
 from triage.db.llm_calls import record_calls
-from triage.db.schema import Duplicate, Embedding, Item
+from triage.db.schema import Duplicate, Item
 from triage.errors import ConfigError
 from triage.providers import PROVIDERS, offline
 from triage.providers.base import Embedder, JsonModel
-from triage.providers.packing import trim_code_and_logs
-
-EMBED_BATCH = 100  # texts per embedding call (Gemini takes at most 100 a request)
-EMBED_MAX_CHARS = 6000  # about 1,500 tokens: inside the embedding model's input limit
 
 
 @dataclass
@@ -58,13 +52,6 @@ class DuplicateRun:
     links: list[Link] = field(default_factory=list)
 
 
-def embedding_text(doc: DupDoc, body: str | None = None) -> str:
-    """What is embedded: title and body (without its template), so the content hash says
-    when to embed again."""
-    text = doc.body if body is None else body
-    return f"{doc.title}\n\n{trim_code_and_logs(text)}"[:EMBED_MAX_CHARS]
-
-
 def open_docs(session: Session) -> list[DupDoc]:
     items = list(
         session.scalars(
@@ -78,50 +65,6 @@ def open_docs(session: Session) -> list[DupDoc]:
         DupDoc(i.key, i.source, i.title, sums.get(i.key, ""), i.body or "", i.content_hash)
         for i in items
     ]
-
-
-# -- vectors -------------------------------------------------------------------------------
-def embed_all(
-    sessions: sessionmaker[Session], docs: Sequence[DupDoc], embedder: Vectoriser, run: DuplicateRun
-) -> tuple[np.ndarray, list[datetime]]:
-    """Every doc's vector, embedding only new or changed text, and when each vector was made."""
-    with sessions() as session:
-        stored = {
-            e.item_key: e
-            for e in session.scalars(select(Embedding).where(Embedding.model == embedder.model))
-        }
-    vecs: dict[int, np.ndarray] = {}
-    made: dict[int, datetime] = {}
-    todo: list[int] = []
-    bodies = boilerplate.strip_by_scope([d.key for d in docs], [d.body for d in docs])
-    for row, doc in enumerate(docs):
-        e = stored.get(doc.key)
-        if e is not None and e.content_hash == doc.content_hash:
-            vecs[row], made[row] = vectors.unpack(e.vector), e.created_at
-            run.reused += 1
-        else:
-            todo.append(row)
-    for start in range(0, len(todo), EMBED_BATCH):
-        rows = todo[start : start + EMBED_BATCH]
-        got, call = embedder.embed([embedding_text(docs[r], bodies[r]) for r in rows])
-        now = store.utcnow()
-        with transaction(sessions) as session:  # each batch is kept even if a later one fails
-            record_calls(session, [call], now)
-            for r, vec in zip(rows, got, strict=True):
-                session.merge(
-                    Embedding(
-                        item_key=docs[r].key,
-                        model=embedder.model,
-                        content_hash=docs[r].content_hash,
-                        vector=vectors.pack(vec),
-                        created_at=now,
-                    )
-                )
-                vecs[r], made[r] = vec, now
-        run.embedded += len(rows)
-        run.calls += 1
-    order = range(len(docs))
-    return vectors.stack([vecs[r] for r in order]), [made[r] for r in order]
 
 
 # -- candidates and judgement --------------------------------------------------------------
@@ -290,5 +233,5 @@ def run_for_context(ctx: Context, provider: str | None = None) -> DuplicateRun:
         )
     budget = ctx.budget()  # one budget for embeddings and judgements
     judge = llm.judge_for(chosen, budget, ctx.config.llm)
-    embedder = llm.ModelEmbedder(chosen, budget)
+    embedder = ModelEmbedder(chosen, budget)
     return run_duplicates(ctx.sessions, settings, judge, chosen.name, chosen.model, embedder)

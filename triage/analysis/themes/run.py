@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,7 +27,12 @@ from triage.db import store
 from triage.db.engine import transaction
 from triage.db.llm_calls import record_calls
 from triage.db.schema import Item, Theme, ThemeItem
-from triage.providers.base import JsonModel
+from triage.errors import ConfigError
+from triage.providers import spec_for
+from triage.providers.base import Embedder, JsonModel
+
+if TYPE_CHECKING:
+    from triage.analysis.embeddings import ModelEmbedder
 
 LEFTOVER_CURSOR = "themes:leftover"
 
@@ -45,6 +51,8 @@ class ThemeRun:
     calls: int = 0
     input_tokens: int = 0
     failed: int = 0  # items a failed call left for the next run
+    embedded: int = 0  # vectors made for offline themes ([themes] embedding_provider)
+    reused: int = 0  # ...and vectors already stored for the same text
     skipped: bool = False  # nothing new since the last run
 
 
@@ -264,17 +272,47 @@ def live_theme_id(session: Session, theme_id: int) -> int:
 def run_for_context(ctx: Context, since: datetime, provider: str | None = None) -> ThemeRun:
     """Run themes with the named provider (default: [llm] provider).
 
-    A provider with a JSON model plans with it; one without (local) themes offline.
+    A provider with a JSON model plans with it; one without (local) themes offline, placing
+    items by words and, when [themes] embedding_provider names a provider that embeds, by
+    that provider's embeddings too.
     """
-    from triage.analysis.themes import llm, local  # numpy/scikit-learn: only when themes run
+    from triage.analysis import embeddings  # numpy/scikit-learn: only when themes run
+    from triage.analysis.themes import llm, local
 
     chosen = ctx.provider(provider)
     if isinstance(chosen, JsonModel):
         themer = llm.themer_for(chosen, ctx.budget(), ctx.config)
         return run_themes(ctx.sessions, since, themer, chosen.name)
     size = ctx.config.themes.min_cluster_size
+    embedder = offline_embedder(ctx)
+    tally = ThemeRun()
 
     def offline(docs: list[ThemeDoc], themes: list[ExistingTheme]) -> ThemePlan:
-        return local.plan_local(docs, themes, size)
+        semantic = None
+        if embedder is not None:
+            every = docs + [m for t in themes for m in t.members]
+            semantic, _ = embeddings.embed_all(ctx.sessions, every, embedder, tally)
+        return local.plan_local(docs, themes, size, semantic)
 
-    return run_themes(ctx.sessions, since, offline, chosen.name, local.MEMBERS_PER_THEME)
+    result = run_themes(ctx.sessions, since, offline, chosen.name, local.MEMBERS_PER_THEME)
+    result.embedded, result.reused = tally.embedded, tally.reused
+    result.calls += tally.calls
+    return result
+
+
+def offline_embedder(ctx: Context) -> ModelEmbedder | None:
+    """The embeddings offline themes use besides words, if [themes] embedding_provider is set."""
+    name = ctx.config.themes.embedding_provider
+    if not name:
+        return None
+    chosen = ctx.provider(name)
+    if not isinstance(chosen, Embedder):
+        setting = spec_for(name).embed_setting
+        hint = f"set {setting}" if setting else "name a provider that embeds"
+        raise ConfigError(
+            f"[themes] embedding_provider = '{name}' has no embeddings; {hint},"
+            " or leave it empty to theme by words only"
+        )
+    from triage.analysis.embeddings import ModelEmbedder
+
+    return ModelEmbedder(chosen, ctx.budget())
