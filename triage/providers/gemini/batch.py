@@ -11,9 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
-import httpx
 from google import genai
-from google.genai import errors as genai_errors
 from google.genai import types
 
 from triage.errors import ProviderError
@@ -21,6 +19,7 @@ from triage.providers.base import ItemText
 from triage.providers.batch_jobs import BatchRequest, JobStatus
 from triage.providers.calls import CallFailed, CallRecord
 from triage.providers.gemini.replies import raw_answer, reply_from
+from triage.providers.gemini.transport import REQUEST_ERRORS
 
 # Inlined requests suit jobs whose total size stays under 20 MB (see "Inline requests" in
 # https://ai.google.dev/gemini-api/docs/batch-api); keep a margin for escaping and the envelope.
@@ -95,7 +94,7 @@ def create_job(p: Host, requests: Sequence[BatchRequest], display_name: str) -> 
             src=[_inlined(r) for r in requests],
             config=types.CreateBatchJobConfig(display_name=display_name),
         )
-    except (genai_errors.APIError, httpx.HTTPError) as exc:
+    except REQUEST_ERRORS as exc:
         raise _api(p, exc) from None
     if not job.name:
         # Nothing could ever poll it: the caller records the job as failed and frees its items.
@@ -110,7 +109,7 @@ def find_jobs(p: Host, display_name: str) -> list[JobStatus]:
     """Jobs with this display name (to recover one whose creation we did not see finish)."""
     try:
         jobs = list(p.client.batches.list(config=types.ListBatchJobsConfig(page_size=100)))
-    except (genai_errors.APIError, httpx.HTTPError) as exc:
+    except REQUEST_ERRORS as exc:
         raise _api(p, exc) from None
     return [
         JobStatus(j.name or "", _state(j), _state(j) in DONE_STATES)
@@ -124,7 +123,7 @@ def get_job(p: Host, name: str, sizes: Sequence[int]) -> JobStatus:
     started = time.monotonic()
     try:
         job = p.client.batches.get(name=name)
-    except (genai_errors.APIError, httpx.HTTPError) as exc:
+    except REQUEST_ERRORS as exc:
         failure = _api(p, exc)
         if isinstance(failure, CallFailed) and not failure.stop:
             return JobStatus(name, "UNKNOWN", False, failure.reason)

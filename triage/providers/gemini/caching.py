@@ -10,7 +10,6 @@ import hashlib
 import threading
 from typing import Protocol
 
-import httpx
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
@@ -19,6 +18,7 @@ from triage.config import GeminiConfig
 from triage.logs import get_logger
 from triage.providers.calls import CallRecord
 from triage.providers.gemini.client import describe
+from triage.providers.gemini.transport import HTTP_ERRORS, REQUEST_ERRORS
 from triage.providers.packing import estimate_tokens
 
 log = get_logger("triage.gemini")
@@ -62,10 +62,12 @@ class ContextCaches:
         with self._lock:
             if digest in self._names:
                 return self._names[digest]
-            if not self._names:  # before the run's first cache: a wrong model or key is one error
-                self.p.check_model()
             name = None
             try:
+                if (
+                    not self._names
+                ):  # before the run's first cache: a wrong model or key is one error
+                    self.p.check_model()
                 if self._prefix_tokens(system) >= self.p.min_cache_tokens:
                     cache = self.p.client.caches.create(
                         model=self.p.model,
@@ -81,7 +83,7 @@ class ContextCaches:
                 if exc.code == 404 and f"models/{self.p.model}" in (exc.message or ""):
                     raise self.p.unknown_model() from None  # the model is gone: say that
                 log.warning("context cache not created, continuing without it", error=describe(exc))
-            except httpx.HTTPError as exc:
+            except HTTP_ERRORS as exc:
                 log.warning("context cache not created, continuing without it", error=describe(exc))
             self._names[digest] = name
             return name
@@ -117,7 +119,7 @@ class ContextCaches:
                 if name:
                     try:
                         self.p.client.caches.delete(name=name)
-                    except (genai_errors.APIError, httpx.HTTPError) as exc:
+                    except REQUEST_ERRORS as exc:
                         log.warning(
                             "could not delete context cache", cache=name, error=describe(exc)
                         )

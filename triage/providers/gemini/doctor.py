@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import httpx
 from google.genai import errors as genai_errors
 
 from triage.errors import CheckWarning, ConfigError, ProviderError
 from triage.providers.base import ProviderDeps
 from triage.providers.gemini.client import make_client
 from triage.providers.gemini.provider import GeminiProvider
+from triage.providers.gemini.transport import HTTP_ERRORS
 
 
 def doctor_check(ctx: ProviderDeps) -> str:
@@ -48,7 +48,7 @@ def embedding_check(ctx: ProviderDeps) -> str:
                 " ([llm.gemini] embedding_model)"
             ) from None
         raise ProviderError(f"cannot check the embedding model: {exc.code} {exc.message}") from None
-    except httpx.HTTPError as exc:
+    except HTTP_ERRORS as exc:
         raise ProviderError(f"cannot reach {cfg.base_url} ({type(exc).__name__})") from None
     if info.supported_actions and "embedContent" not in info.supported_actions:
         raise ConfigError(f"'{cfg.embedding_model}' does not embed ([llm.gemini] embedding_model)")

@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
 from triage.errors import ConfigError, ProviderError, QuotaExhausted
+from triage.providers.gemini.transport import HTTP_ERRORS
 
 EMBED_CHUNK = 100  # batchEmbedContents takes at most 100 requests
 
@@ -32,7 +32,7 @@ def embed(
             out += [list(e.values or []) for e in resp.embeddings or []]
     except genai_errors.APIError as exc:
         raise _error(exc, model) from None
-    except httpx.HTTPError as exc:
+    except HTTP_ERRORS as exc:
         raise ProviderError(
             f"Gemini embedding request failed after retries ({type(exc).__name__})"
         ) from None

@@ -16,7 +16,6 @@ from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
 
-import httpx
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
@@ -39,7 +38,7 @@ from triage.providers.gemini.client import (
     retry_delay,
 )
 from triage.providers.gemini.replies import raw_answer, reply_from
-from triage.providers.gemini.transport import CALL_ERRORS
+from triage.providers.gemini.transport import CALL_ERRORS, REQUEST_ERRORS
 from triage.providers.limiter import RateLimiter, SimulatedClock
 from triage.providers.packing import estimate_tokens
 from triage.providers.repair import classify_batches
@@ -114,7 +113,10 @@ class GeminiProvider:
         def call(its: Sequence[ItemText], ids: Sequence[str]) -> Reply:
             return self._call(its, ids, system, schema)
 
-        out = classify_batches(batches, call, taxonomy, self.llm.concurrency)
+        # classify.run already calls this from [llm] concurrency workers: one packed batch
+        # runs inline on its worker instead of opening a pool (and a client) of its own.
+        workers = min(self.llm.concurrency, len(batches))
+        out = classify_batches(batches, call, taxonomy, workers)
         out.calls += self.caches.take_records()  # creating a cache bills its tokens once
         return out
 
@@ -313,7 +315,7 @@ class GeminiProvider:
         """The configured model's display name; a one-line error with close names if unknown."""
         try:
             info = self.client.models.get(model=self.model)
-        except (genai_errors.APIError, httpx.HTTPError) as exc:
+        except REQUEST_ERRORS as exc:
             failure = self.failure(exc, self.record(0))
             if isinstance(failure, CallFailed):
                 raise ProviderError(failure.reason) from None
@@ -324,7 +326,7 @@ class GeminiProvider:
         """The model names the API lists (None when it cannot list them)."""
         try:
             return [(m.name or "").removeprefix("models/") for m in self.client.models.list()]
-        except (genai_errors.APIError, httpx.HTTPError):
+        except REQUEST_ERRORS:
             return None
 
     def model_notice(self, for_run: bool = False, today: date | None = None) -> str | None:
