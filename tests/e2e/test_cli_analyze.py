@@ -183,3 +183,16 @@ def test_doctor_warns_about_a_rerouted_model_naming_its_replacement(project: Pat
     current = triage(project, "doctor")
     [ok] = [x for x in current.stdout.splitlines() if x.split()[1:2] == ["gemini:"]]
     assert ok.startswith("ok"), current.stdout
+
+
+def test_an_unreachable_gemini_is_one_line_naming_the_network(project: Path) -> None:
+    # Nothing listens on port 9: the connection fails in the transport google-genai uses.
+    result = triage(
+        project,
+        "analyze",
+        TRIAGE_LLM__GEMINI__BASE_URL="http://127.0.0.1:9",
+        TRIAGE_LLM__GEMINI__MAX_RETRIES="0",
+    )
+    assert result.returncode == 1, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: Gemini call failed") and "network error" in line, line
