@@ -90,12 +90,10 @@ def learn(
     keys: Counter[str] = Counter()
     blocks: Counter[str] = Counter()
     for body in bodies:
-        text = _COMMENT.sub("\n", body or "")
-        blocks.update({_summary_id(m.group(1)) for m in _DETAILS.finditer(text)})
-        ids = {line_id(ln) for ln in text.splitlines()}
-        ids.discard("")
+        ids, named, titles = _carriers(body)
         lines.update(ids)
-        keys.update({k for k in map(key_of, ids) if k})
+        keys.update(named)
+        blocks.update(titles)
     floor = max(min_docs, int(min_share * len(bodies)))
 
     def common(counts: Counter[str]) -> frozenset[str]:
@@ -120,3 +118,42 @@ def strip_by_scope(keys: Iterable[str], bodies: Sequence[str]) -> list[str]:
         for n in members:
             out[n] = learned.strip(bodies[n])
     return out
+
+
+def _carriers(body: str) -> tuple[set[str], set[str], set[str]]:
+    """The line identities, field names and block titles one body carries."""
+    text = _COMMENT.sub("\n", body or "")
+    blocks = {_summary_id(m.group(1)) for m in _DETAILS.finditer(text)}
+    ids = {line_id(ln) for ln in text.splitlines()} - {""}
+    return ids, {k for k in map(key_of, ids) if k}, blocks
+
+
+def label_neutral(
+    learned: Boilerplate, bodies: Sequence[str], labels: Sequence[str], max_lift: float
+) -> Boilerplate:
+    """Only the boilerplate that says nothing about the label.
+
+    Which template a report was filed with is a cue to its category (the bug template's
+    headings), so a classifier keeps a shared line whose carriers lean to one label by
+    `max_lift` or more over that label's base rate. The rest (system-info tables, version
+    lines, checklists every template has) is noise to it, as it is to themes and duplicates.
+    """
+    base = Counter(labels)
+    total = len(labels)
+    seen: dict[str, Counter[str]] = defaultdict(Counter)
+    for body, label in zip(bodies, labels, strict=True):
+        ids, keys, blocks = _carriers(body)
+        for part, kind in ((ids, "l"), (keys, "k"), (blocks, "b")):
+            for name in part:
+                seen[kind + name][label] += 1
+
+    def neutral(kind: str, names: frozenset[str]) -> frozenset[str]:
+        def lift(counts: Counter[str]) -> float:
+            n = sum(counts.values())
+            return max((counts[y] / n) / (base[y] / total) for y in base)
+
+        return frozenset(x for x in names if seen[kind + x] and lift(seen[kind + x]) < max_lift)
+
+    return Boilerplate(
+        neutral("l", learned.lines), neutral("k", learned.keys), neutral("b", learned.blocks)
+    )

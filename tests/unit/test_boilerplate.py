@@ -90,3 +90,33 @@ def test_template_words_do_not_decide_themes() -> None:
     template_words = {"vulkan", "webgl2", "gecko", "safari", "mozilla", "windows_nt", "embedder"}
     for theme in plan.new:
         assert not template_words & set(theme.title.replace(",", " ").split())
+
+
+def test_the_classifier_drops_template_text_that_says_nothing_of_the_category() -> None:
+    from triage.providers.local.features import IssueFeatures
+
+    rng = random.Random(3)
+    docs, labels = [], []
+    for i in range(200):
+        label = "bug" if i % 2 else "feature"
+        # Bug reports are filed with a bug template (a category cue); either kind carries a
+        # system-info block at random (noise).
+        prose = (
+            "the editor crashes when I open a large file"
+            if label == "bug"
+            else "it would be nice to add support for split panes"
+        )
+        head = "### Expected behavior\nno crash\n" if label == "bug" else "### Proposal\n"
+        template = gpu_template(rng) if rng.random() < 0.5 else browser_template(rng)
+        docs.append((f"report {i}", f"{head}{prose}\n\n{template}"))
+        labels.append(label)
+    features = IssueFeatures()
+    features.fit_transform(docs, labels)
+    words = features.vectorizers["word"].vocabulary_
+    for noise in ("vulkan", "webgl2", "mozilla", "gecko", "embedder", "cpus"):
+        assert noise not in words
+    for cue in ("expected", "behavior", "proposal", "crashes", "panes"):
+        assert cue in words
+    unlabelled = IssueFeatures()  # without labels nothing is known to be noise: all stays
+    unlabelled.fit_transform(docs)
+    assert "vulkan" in unlabelled.vectorizers["word"].vocabulary_

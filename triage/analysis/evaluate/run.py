@@ -225,7 +225,7 @@ def train_local(
     docs = [r.doc for r in train_rows]
     labels = [r.label for r in train_rows]
     features = IssueFeatures()
-    matrix = features.fit_transform(docs)
+    matrix = features.fit_transform(docs, labels)
     train_scopes = [scope_key(item_of(r)) for r in train_rows]
     models: dict[str, ScopeModel] = {}
     for scope in sorted({scope_key(item_of(r)) for r in test_rows}):

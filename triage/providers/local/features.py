@@ -5,12 +5,13 @@ character n-grams carries most of the signal; a separate title block (with "?" k
 and a block of whole Markdown lines (issue-template headings and their answers, such as
 "Issue type" followed by "Feature Request") add about one point of macro-F1 each. Code, logs,
 stack traces and URLs are replaced by marker tokens: their text is noise, their presence is not.
-Issue templates (triage.boilerplate) are left in: removing learned template lines, field runs or
-`<details>` blocks from the word and character blocks each cost 0.5-0.8 points of mean macro-F1
-(0.8125 -> 0.8069 / 0.8041 / 0.8062, seed 0), as which template a report used is a category cue.
-Removing only the noise (shared `<details>` blocks, field runs, shared lines other than headings
-and checklists) from the word and character blocks, headings kept, cost more: mean over 3 seeds
-0.8091 -> 0.7984.
+Issue templates (triage.boilerplate) are learned from the training items, and the shared lines,
+field runs and `<details>` blocks that say nothing about the label are removed from the word and
+character blocks. Removing all of them cost 0.5-0.8 points of mean macro-F1 (0.8125 -> 0.8069,
+seed 0), as which template a report used is a category cue; so a shared line whose carriers lean
+to one category (lift >= MAX_TEMPLATE_LIFT over its base rate) stays, and the whole lines stay
+in the line block either way. At 1.3 the mean over 3 seeds is 0.8093 (0.8091 with templates
+left in); at 1.8, which removes the GPU and version fields too, 0.8063 on seed 0 (0.8125).
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ import numpy as np
 from scipy.sparse import csr_matrix, hstack
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from triage.boilerplate import Boilerplate, label_neutral, learn
+
 MAX_BODY_CHARS = 4000  # the head of a long body says what it is about; logs fill the rest
+MAX_TEMPLATE_LIFT = 1.3  # a shared line this much likelier in one category is a cue, kept
 
 _COMMENT = re.compile(r"<!--.*?-->", re.S)
 _FENCE = re.compile(r"```.*?(?:```|$)", re.S)
@@ -137,10 +141,10 @@ class IssueFeatures:
 
     def __init__(self) -> None:
         self.vectorizers: dict[str, TfidfVectorizer] = {}
+        self.boilerplate = Boilerplate()
 
-    @staticmethod
-    def _inputs(docs: Sequence[Doc]) -> dict[str, list[Any]]:
-        bodies = [clean_body(body) for _, body in docs]
+    def _inputs(self, docs: Sequence[Doc]) -> dict[str, list[Any]]:
+        bodies = [clean_body(self.boilerplate.strip(body)) for _, body in docs]
         joint = [f"{title} . {body}" for (title, _), body in zip(docs, bodies, strict=True)]
         titles = [title for title, _ in docs]
         return {
@@ -180,7 +184,11 @@ class IssueFeatures:
     def _cues(cls, docs: Sequence[Doc]) -> csr_matrix:
         return csr_matrix(np.array([cues(t, b) for t, b in docs])) * cls.WEIGHTS["cues"]
 
-    def fit_transform(self, docs: Sequence[Doc]) -> csr_matrix:
+    def fit_transform(self, docs: Sequence[Doc], labels: Sequence[str] | None = None) -> csr_matrix:
+        """Fit on `docs`; with their `labels`, the label-neutral template text is left out."""
+        if labels is not None:
+            bodies = [body for _, body in docs]
+            self.boilerplate = label_neutral(learn(bodies), bodies, labels, MAX_TEMPLATE_LIFT)
         inputs = self._inputs(docs)
         blocks = []
         for block, data in inputs.items():

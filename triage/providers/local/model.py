@@ -25,7 +25,7 @@ from sklearn.svm import LinearSVC
 from triage.providers.local.features import Doc, IssueFeatures, row_scale
 
 ALGORITHM = "tfidf-svm"
-VERSION = "1"  # bump when features or training change: stored models are then retrained
+VERSION = "2"  # bump when features or training change: stored models are then retrained
 MODEL_ID = f"{ALGORITHM}-{VERSION}"
 C = 0.25  # SVM regularisation, chosen by cross-validation
 CALIBRATION_FOLDS = 3
@@ -148,7 +148,7 @@ def train(
         raise ValueError("training needs labelled items of at least two categories")
     if features is None or matrix is None:
         features = IssueFeatures()
-        matrix = features.fit_transform(data.docs)
+        matrix = features.fit_transform(data.docs, data.labels)
     y = np.array(data.labels)
     own = np.array(data.own, dtype=bool)
     svm = _fit_svm(_augment(matrix, own.astype(float)), y)
