@@ -213,6 +213,27 @@ def test_a_failed_job_puts_its_items_back_in_the_queue(fake: FakeGemini, engine:
     assert len(batch.submit(ctx, p).jobs) == 1
 
 
+def test_a_job_the_service_no_longer_has_frees_its_items_and_polling_goes_on(
+    fake: FakeGemini, engine: Engine
+) -> None:
+    fake.batch_polls_to_finish = 2
+    seed(engine, [item(i, f"App crashes {i}", "error trace " * 150) for i in range(1, 5)])
+    ctx, p = setup(fake, engine, max_items_per_call=2)
+    sent = batch.submit(ctx, p, max_bytes=6_000)  # one request of two items per job
+    assert len(sent.jobs) == 2
+    gone, kept = sent.jobs
+    del fake.batches[gone.split("/")[-1]]  # expired on the service's side
+    first = batch.poll(ctx, p)
+    assert "no longer has job" in first.failed_jobs[gone]
+    assert first.running == [kept]  # the other job is still polled, and later collected
+    assert batch.poll(ctx, p).collected == [kept]
+    again = batch.submit(ctx, p)
+    assert len(again.jobs) == 1  # the lost job's two items are sent again, the rest are done
+    batch.poll(ctx, p)
+    batch.poll(ctx, p)
+    assert len(rows(engine, Analysis)) == 4
+
+
 def test_budget_counts_jobs_not_yet_collected(fake: FakeGemini, engine: Engine) -> None:
     seed(engine, [item(i, f"App crashes {i}", "error " * 300) for i in range(1, 5)])
     ctx, p = setup(fake, engine, max_items_per_call=2, daily_token_budget=1500)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from google import genai
+from google.genai import errors as genai_errors
 from google.genai import types
 
 from triage.errors import ProviderError
@@ -124,6 +125,13 @@ def get_job(p: Host, name: str, sizes: Sequence[int]) -> JobStatus:
     try:
         job = p.client.batches.get(name=name)
     except REQUEST_ERRORS as exc:
+        if isinstance(exc, genai_errors.APIError) and exc.code == 404:
+            # The path names the job, not the model: the service deleted or expired the job.
+            # It is over, and its items go back in the queue; the other jobs are still polled.
+            gone = (
+                f"the Gemini Batch API no longer has job {name} (404 NOT_FOUND: expired or deleted)"
+            )
+            return JobStatus(name, "JOB_STATE_NOT_FOUND", True, gone)
         failure = _api(p, exc)
         if isinstance(failure, CallFailed) and not failure.stop:
             return JobStatus(name, "UNKNOWN", False, failure.reason)
