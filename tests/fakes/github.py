@@ -2,6 +2,10 @@
 
 Issues are held as compact records and rendered into GitHub's JSON shape per request, so the
 fake serves tens of thousands of issues quickly. Every answer carries X-RateLimit-* headers.
+Every 200 to a GET carries a weak ETag made from its body; a GET whose If-None-Match names it
+is answered 304 Not Modified with no body, and costs no rate limit when it is authenticated
+(https://docs.github.com/en/rest/using-the-rest-api/best-practices-for-using-the-rest-api
+#use-conditional-requests-if-appropriate). `spent` and `not_modified` count what a run cost.
 
 Standalone (for benchmarks and kill tests), serving N issues in any repository asked for:
 
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import hashlib
 import math
 import re
 import threading
@@ -51,6 +56,9 @@ class FakeGitHub(FakeServer):
         self.require_auth = False
         self.limit = 5000
         self.used = 0
+        # Since start, across resets: requests that counted against the limit, and 304 answers.
+        self.spent = 0
+        self.not_modified = 0
         self.reset_at = time.time() + 3600
         self.clock = EPOCH
         self.primary_status = 403  # GitHub answers a spent primary limit with 403 (or 429)
@@ -186,31 +194,36 @@ class FakeGitHub(FakeServer):
             self.arrivals.append(time.time())
         held = self.wait_on_holds(req)
         try:
-            resp = self._answer(req)
+            resp, spent = self._answer(req)
+            resp = self._conditional(req, resp, spent)
             resp.headers = {**self._rate_headers(req), **resp.headers}
             return resp
         finally:
             for hold in held:
                 hold.served.set()
 
-    def _answer(self, req: Request) -> Response:
+    def _answer(self, req: Request) -> tuple[Response, bool]:
+        """The answer, and whether it counted against the primary rate limit."""
         token = _token(req)
         if token is not None and token in self.revoked_tokens:
-            return Response(401, {"message": "Bad credentials", "documentation_url": _DOCS})
+            return Response(401, {"message": "Bad credentials", "documentation_url": _DOCS}), False
         if token is None and (self.require_auth or req.method != "GET"):
-            return Response(401, {"message": "Requires authentication", "documentation_url": _DOCS})
+            body = {"message": "Requires authentication", "documentation_url": _DOCS}
+            return Response(401, body), False
         fault = self._take_fault(req)
         if fault is not None:
-            return fault
+            return fault, False
         path = PREFIX.sub("", req.path)
-        if path != "/rate_limit" and not self._spend():
+        counted = path != "/rate_limit"  # reading the rate limit is free, as on GitHub
+        if counted and not self._spend():
             message = "API rate limit exceeded for user ID 1."
-            return Response(self.primary_status, {"message": message, "documentation_url": _DOCS})
+            body = {"message": message, "documentation_url": _DOCS}
+            return Response(self.primary_status, body), False
         for method, pattern, handler in self._routes:
             m = pattern.match(path)
             if m and method == req.method:
-                return handler(req, m)
-        return self.not_found(req)
+                return handler(req, m), counted
+        return self.not_found(req), counted
 
     def _spend(self) -> bool:
         with self._lock:
@@ -219,7 +232,30 @@ class FakeGitHub(FakeServer):
             if self.used >= self.limit:
                 return False
             self.used += 1
+            self.spent += 1
             return True
+
+    def _conditional(self, req: Request, resp: Response, spent: bool) -> Response:
+        """ETag every 200 to a GET; answer 304 when If-None-Match names it (RFC 9110 13.1.2)."""
+        if req.method != "GET" or resp.status != 200:
+            return resp
+        etag = 'W/"' + hashlib.sha256(resp.encoded()).hexdigest() + '"'
+        resp.headers = {**resp.headers, "ETag": etag}
+        if not _etag_matches(req.headers.get("if-none-match"), etag):
+            return resp
+        with self._lock:
+            self.not_modified += 1
+            if spent and _token(req) is not None:
+                # An authorized 304 does not count against the primary limit; the spend
+                # taken on arrival is given back, so the headers below already show it.
+                self.used = max(self.used - 1, 0)
+                self.spent -= 1
+        return Response(304, None, {"ETag": etag})
+
+    @property
+    def requests_received(self) -> int:
+        with self._lock:
+            return len(self.requests)
 
     def _rate_headers(self, req: Request) -> dict[str, str]:
         with self._lock:
@@ -393,6 +429,14 @@ class FakeGitHub(FakeServer):
 
 
 _DOCS = "https://docs.github.com/rest"
+
+
+def _etag_matches(header: str | None, etag: str) -> bool:
+    """If-None-Match compares weakly: W/"x" matches "x"; `*` matches any current body."""
+    if not header:
+        return False
+    tags = [t.strip() for t in header.split(",")]
+    return "*" in tags or any(t.removeprefix("W/") == etag.removeprefix("W/") for t in tags)
 
 
 def _token(req: Request) -> str | None:

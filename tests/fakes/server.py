@@ -197,8 +197,9 @@ class FakeServer:
                     resp = Response(500, {"message": f"fake server error: {exc!r}"})
                 data = resp.encoded()
                 self.send_response(resp.status)
-                self.send_header("Content-Type", resp.content_type)
-                self.send_header("Content-Length", str(len(data)))
+                if resp.status != 304:  # a 304 has no body, so no body headers either
+                    self.send_header("Content-Type", resp.content_type)
+                    self.send_header("Content-Length", str(len(data)))
                 for k, v in resp.headers.items():
                     self.send_header(k, v)
                 self.end_headers()
