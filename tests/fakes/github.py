@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import hashlib
 import math
 import re
 import threading
@@ -24,7 +23,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import unquote, urlencode
+from urllib.parse import unquote
 
 from tests.fakes.github_data import (
     EPOCH,
@@ -34,9 +33,11 @@ from tests.fakes.github_data import (
     generate,
     issue_json,
     label_json,
+    link_header,
+    paging,
     repo_json,
 )
-from tests.fakes.server import FakeServer, Request, Response
+from tests.fakes.server import FakeServer, Request, Response, not_modified
 
 PREFIX = re.compile(r"^/api/v3(?=/)")  # GitHub Enterprise serves the same API under /api/v3
 R = r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)"
@@ -236,12 +237,9 @@ class FakeGitHub(FakeServer):
             return True
 
     def _conditional(self, req: Request, resp: Response, spent: bool) -> Response:
-        """ETag every 200 to a GET; answer 304 when If-None-Match names it (RFC 9110 13.1.2)."""
-        if req.method != "GET" or resp.status != 200:
-            return resp
-        etag = 'W/"' + hashlib.sha256(resp.encoded()).hexdigest() + '"'
-        resp.headers = {**resp.headers, "ETag": etag}
-        if not _etag_matches(req.headers.get("if-none-match"), etag):
+        """ETag every 200 to a GET, and answer 304 when If-None-Match names it."""
+        answer = not_modified(req, resp)
+        if answer is resp:
             return resp
         with self._lock:
             self.not_modified += 1
@@ -250,7 +248,7 @@ class FakeGitHub(FakeServer):
                 # taken on arrival is given back, so the headers below already show it.
                 self.used = max(self.used - 1, 0)
                 self.spent -= 1
-        return Response(304, None, {"ETag": etag})
+        return answer
 
     @property
     def requests_received(self) -> int:
@@ -290,10 +288,10 @@ class FakeGitHub(FakeServer):
             return Response(410, {"message": "Issues are disabled for this repo"})
         with self._data_lock:
             keys = self._select(repo, req)
-            page, per_page = _paging(req)
+            page, per_page = paging(req)
             chunk = keys[(page - 1) * per_page : page * per_page]
             body = [issue_json(self._api(req), repo, repo.issues[n]) for _, n in chunk]
-        links = self._links(req, f"/repositories/{repo.id}/issues", page, per_page, len(keys))
+        links = link_header(self._link_base(req, f"/repositories/{repo.id}/issues"), req, len(keys))
         return Response(200, body, links)
 
     def _select(self, repo: Repo, req: Request) -> list[tuple[datetime, int]]:
@@ -327,20 +325,20 @@ class FakeGitHub(FakeServer):
             repos = [r for r in self.repos.values() if r.owner.lower() == owner]
         if not repos and not is_org:
             return self.not_found(req)
-        page, per_page = _paging(req)
+        page, per_page = paging(req)
         body = [self._repo_json(req, r) for r in repos[(page - 1) * per_page : page * per_page]]
-        return Response(200, body, self._links(req, None, page, per_page, len(repos)))
+        return Response(200, body, link_header(self._link_base(req), req, len(repos)))
 
     def _list_repo_labels(self, req: Request, m: re.Match[str]) -> Response:
         repo = self._find_repo(m)
         if repo is None:
             return self.not_found(req)
-        page, per_page = _paging(req)
+        page, per_page = paging(req)
         labels = list(repo.labels.values())
         body = [label_json(self._api(req), repo, lb["name"]) for lb in labels][
             (page - 1) * per_page : page * per_page
         ]
-        return Response(200, body, self._links(req, None, page, per_page, len(labels)))
+        return Response(200, body, link_header(self._link_base(req), req, len(labels)))
 
     def _create_label(self, req: Request, m: re.Match[str]) -> Response:
         repo = self._find_repo(m)
@@ -409,45 +407,17 @@ class FakeGitHub(FakeServer):
     def _repo_json(self, req: Request, repo: Repo) -> dict[str, Any]:
         return repo_json(self._api(req), repo, repo.owner.lower() in self.orgs, self.clock)
 
-    def _links(
-        self, req: Request, path: str | None, page: int, per_page: int, total: int
-    ) -> dict[str, str]:
-        """Link header like GitHub's: first/prev/next/last, keeping every query argument."""
-        last = max((total + per_page - 1) // per_page, 1)
-        base = self._api(req) + path if path else self.base_url + req.path
-        args = {k: v[0] for k, v in req.query.items() if k != "page"}
-
-        def url(n: int) -> str:
-            return f"{base}?{urlencode({**args, 'page': n})}"
-
-        rels = []
-        if page < last:
-            rels += [f'<{url(page + 1)}>; rel="next"', f'<{url(last)}>; rel="last"']
-        if page > 1:
-            rels += [f'<{url(1)}>; rel="first"', f'<{url(page - 1)}>; rel="prev"']
-        return {"Link": ", ".join(rels)} if rels else {}
+    def _link_base(self, req: Request, path: str | None = None) -> str:
+        """Where Link headers point: `path` under the API root, else the request's own path."""
+        return self._api(req) + path if path else self.base_url + req.path
 
 
 _DOCS = "https://docs.github.com/rest"
 
 
-def _etag_matches(header: str | None, etag: str) -> bool:
-    """If-None-Match compares weakly: W/"x" matches "x"; `*` matches any current body."""
-    if not header:
-        return False
-    tags = [t.strip() for t in header.split(",")]
-    return "*" in tags or any(t.removeprefix("W/") == etag.removeprefix("W/") for t in tags)
-
-
 def _token(req: Request) -> str | None:
     value = req.headers.get("authorization")
     return value.split()[-1] if value else None
-
-
-def _paging(req: Request) -> tuple[int, int]:
-    page = max(int(req.arg("page", "1") or 1), 1)
-    per_page = min(max(int(req.arg("per_page", "30") or 30), 1), 100)
-    return page, per_page
 
 
 def main(argv: list[str] | None = None) -> None:
