@@ -31,6 +31,7 @@ typecheck: install
 
 bench: install
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/quiet_sync.py
 	$(BIN)/python bench/digest.py
 	$(BIN)/python bench/daemon.py
 	$(BIN)/python bench/llm_cost.py

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from triage import providers
 from triage.config import Config, Secrets
-from triage.db import migrate
-from triage.db.engine import make_engine, session_factory
+from triage.db import migrate, store
+from triage.db.engine import make_engine, session_factory, transaction
 from triage.db.llm_calls import Budget
 from triage.logs import get_logger
 from triage.providers.base import Classifier, end_run
@@ -77,6 +77,16 @@ class Context:
         return SlackClients(
             self.config.slack, self.secrets.slack_bot_token, self.secrets.slack_webhook_url
         )
+
+    def listing_state(self, name: str) -> dict[str, Any]:
+        """A source's saved state between runs, in its row of `cursors` (sources.base)."""
+        with self.sessions() as session:
+            row = store.get_cursor(session, name)
+            return dict(row.state or {}) if row else {}
+
+    def save_listing_state(self, name: str, state: dict[str, Any]) -> None:
+        with transaction(self.sessions) as session:
+            store.set_cursor(session, name, None, state)
 
     def require_schema(self) -> None:
         migrate.require_current(self.engine)

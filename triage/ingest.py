@@ -35,6 +35,8 @@ class RunStats:
     cursor: str | None = None
     seconds: float = 0.0
     done: bool = False
+    # The source answered "not modified" (a 304): nothing fetched, the cursor as it was.
+    not_modified: bool = False
     extra: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -113,6 +115,7 @@ def run(
             counts = {"new": len(stored), "updated": 0, "unchanged": 0}
             page.items = stored
         cursor = new_cursor
+        stats.not_modified = stats.not_modified or page.not_modified
         _count(stats, page.requests, len(page.items), page.skipped, counts)
         stats.cursor, stats.quota_remaining = cursor, page.quota_remaining
         stats.seconds = time.monotonic() - started

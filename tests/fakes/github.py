@@ -2,6 +2,10 @@
 
 Issues are held as compact records and rendered into GitHub's JSON shape per request, so the
 fake serves tens of thousands of issues quickly. Every answer carries X-RateLimit-* headers.
+Every 200 to a GET carries a weak ETag made from its body; a GET whose If-None-Match names it
+is answered 304 Not Modified with no body, and costs no rate limit when it is authenticated
+(https://docs.github.com/en/rest/using-the-rest-api/best-practices-for-using-the-rest-api
+#use-conditional-requests-if-appropriate). `spent` and `not_modified` count what a run cost.
 
 Standalone (for benchmarks and kill tests), serving N issues in any repository asked for:
 
@@ -19,7 +23,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import unquote, urlencode
+from urllib.parse import unquote
 
 from tests.fakes.github_data import (
     EPOCH,
@@ -29,9 +33,11 @@ from tests.fakes.github_data import (
     generate,
     issue_json,
     label_json,
+    link_header,
+    paging,
     repo_json,
 )
-from tests.fakes.server import FakeServer, Request, Response
+from tests.fakes.server import FakeServer, Request, Response, not_modified
 
 PREFIX = re.compile(r"^/api/v3(?=/)")  # GitHub Enterprise serves the same API under /api/v3
 R = r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)"
@@ -51,6 +57,9 @@ class FakeGitHub(FakeServer):
         self.require_auth = False
         self.limit = 5000
         self.used = 0
+        # Since start, across resets: requests that counted against the limit, and 304 answers.
+        self.spent = 0
+        self.not_modified = 0
         self.reset_at = time.time() + 3600
         self.clock = EPOCH
         self.primary_status = 403  # GitHub answers a spent primary limit with 403 (or 429)
@@ -186,31 +195,36 @@ class FakeGitHub(FakeServer):
             self.arrivals.append(time.time())
         held = self.wait_on_holds(req)
         try:
-            resp = self._answer(req)
+            resp, spent = self._answer(req)
+            resp = self._conditional(req, resp, spent)
             resp.headers = {**self._rate_headers(req), **resp.headers}
             return resp
         finally:
             for hold in held:
                 hold.served.set()
 
-    def _answer(self, req: Request) -> Response:
+    def _answer(self, req: Request) -> tuple[Response, bool]:
+        """The answer, and whether it counted against the primary rate limit."""
         token = _token(req)
         if token is not None and token in self.revoked_tokens:
-            return Response(401, {"message": "Bad credentials", "documentation_url": _DOCS})
+            return Response(401, {"message": "Bad credentials", "documentation_url": _DOCS}), False
         if token is None and (self.require_auth or req.method != "GET"):
-            return Response(401, {"message": "Requires authentication", "documentation_url": _DOCS})
+            body = {"message": "Requires authentication", "documentation_url": _DOCS}
+            return Response(401, body), False
         fault = self._take_fault(req)
         if fault is not None:
-            return fault
+            return fault, False
         path = PREFIX.sub("", req.path)
-        if path != "/rate_limit" and not self._spend():
+        counted = path != "/rate_limit"  # reading the rate limit is free, as on GitHub
+        if counted and not self._spend():
             message = "API rate limit exceeded for user ID 1."
-            return Response(self.primary_status, {"message": message, "documentation_url": _DOCS})
+            body = {"message": message, "documentation_url": _DOCS}
+            return Response(self.primary_status, body), False
         for method, pattern, handler in self._routes:
             m = pattern.match(path)
             if m and method == req.method:
-                return handler(req, m)
-        return self.not_found(req)
+                return handler(req, m), counted
+        return self.not_found(req), counted
 
     def _spend(self) -> bool:
         with self._lock:
@@ -219,7 +233,27 @@ class FakeGitHub(FakeServer):
             if self.used >= self.limit:
                 return False
             self.used += 1
+            self.spent += 1
             return True
+
+    def _conditional(self, req: Request, resp: Response, spent: bool) -> Response:
+        """ETag every 200 to a GET, and answer 304 when If-None-Match names it."""
+        answer = not_modified(req, resp)
+        if answer is resp:
+            return resp
+        with self._lock:
+            self.not_modified += 1
+            if spent and _token(req) is not None:
+                # An authorized 304 does not count against the primary limit; the spend
+                # taken on arrival is given back, so the headers below already show it.
+                self.used = max(self.used - 1, 0)
+                self.spent -= 1
+        return answer
+
+    @property
+    def requests_received(self) -> int:
+        with self._lock:
+            return len(self.requests)
 
     def _rate_headers(self, req: Request) -> dict[str, str]:
         with self._lock:
@@ -254,10 +288,10 @@ class FakeGitHub(FakeServer):
             return Response(410, {"message": "Issues are disabled for this repo"})
         with self._data_lock:
             keys = self._select(repo, req)
-            page, per_page = _paging(req)
+            page, per_page = paging(req)
             chunk = keys[(page - 1) * per_page : page * per_page]
             body = [issue_json(self._api(req), repo, repo.issues[n]) for _, n in chunk]
-        links = self._links(req, f"/repositories/{repo.id}/issues", page, per_page, len(keys))
+        links = link_header(self._link_base(req, f"/repositories/{repo.id}/issues"), req, len(keys))
         return Response(200, body, links)
 
     def _select(self, repo: Repo, req: Request) -> list[tuple[datetime, int]]:
@@ -291,20 +325,20 @@ class FakeGitHub(FakeServer):
             repos = [r for r in self.repos.values() if r.owner.lower() == owner]
         if not repos and not is_org:
             return self.not_found(req)
-        page, per_page = _paging(req)
+        page, per_page = paging(req)
         body = [self._repo_json(req, r) for r in repos[(page - 1) * per_page : page * per_page]]
-        return Response(200, body, self._links(req, None, page, per_page, len(repos)))
+        return Response(200, body, link_header(self._link_base(req), req, len(repos)))
 
     def _list_repo_labels(self, req: Request, m: re.Match[str]) -> Response:
         repo = self._find_repo(m)
         if repo is None:
             return self.not_found(req)
-        page, per_page = _paging(req)
+        page, per_page = paging(req)
         labels = list(repo.labels.values())
         body = [label_json(self._api(req), repo, lb["name"]) for lb in labels][
             (page - 1) * per_page : page * per_page
         ]
-        return Response(200, body, self._links(req, None, page, per_page, len(labels)))
+        return Response(200, body, link_header(self._link_base(req), req, len(labels)))
 
     def _create_label(self, req: Request, m: re.Match[str]) -> Response:
         repo = self._find_repo(m)
@@ -373,23 +407,9 @@ class FakeGitHub(FakeServer):
     def _repo_json(self, req: Request, repo: Repo) -> dict[str, Any]:
         return repo_json(self._api(req), repo, repo.owner.lower() in self.orgs, self.clock)
 
-    def _links(
-        self, req: Request, path: str | None, page: int, per_page: int, total: int
-    ) -> dict[str, str]:
-        """Link header like GitHub's: first/prev/next/last, keeping every query argument."""
-        last = max((total + per_page - 1) // per_page, 1)
-        base = self._api(req) + path if path else self.base_url + req.path
-        args = {k: v[0] for k, v in req.query.items() if k != "page"}
-
-        def url(n: int) -> str:
-            return f"{base}?{urlencode({**args, 'page': n})}"
-
-        rels = []
-        if page < last:
-            rels += [f'<{url(page + 1)}>; rel="next"', f'<{url(last)}>; rel="last"']
-        if page > 1:
-            rels += [f'<{url(1)}>; rel="first"', f'<{url(page - 1)}>; rel="prev"']
-        return {"Link": ", ".join(rels)} if rels else {}
+    def _link_base(self, req: Request, path: str | None = None) -> str:
+        """Where Link headers point: `path` under the API root, else the request's own path."""
+        return self._api(req) + path if path else self.base_url + req.path
 
 
 _DOCS = "https://docs.github.com/rest"
@@ -398,12 +418,6 @@ _DOCS = "https://docs.github.com/rest"
 def _token(req: Request) -> str | None:
     value = req.headers.get("authorization")
     return value.split()[-1] if value else None
-
-
-def _paging(req: Request) -> tuple[int, int]:
-    page = max(int(req.arg("page", "1") or 1), 1)
-    per_page = min(max(int(req.arg("per_page", "30") or 30), 1), 100)
-    return page, per_page
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,7 +6,9 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
+
+from tests.fakes.server import Request
 
 EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 LABEL_WORDS = ("bug", "enhancement", "question", "documentation", "good first issue")
@@ -214,3 +216,27 @@ def repo_json(api: str, repo: Repo, is_org: bool, updated: datetime) -> dict[str
         "created_at": iso(EPOCH),
         "updated_at": iso(updated),
     }
+
+
+# -- paging ----------------------------------------------------------------------------------
+def paging(req: Request) -> tuple[int, int]:
+    page = max(int(req.arg("page", "1") or 1), 1)
+    per_page = min(max(int(req.arg("per_page", "30") or 30), 1), 100)
+    return page, per_page
+
+
+def link_header(base: str, req: Request, total: int) -> dict[str, str]:
+    """Link header like GitHub's: first/prev/next/last, keeping every query argument."""
+    page, per_page = paging(req)
+    last = max((total + per_page - 1) // per_page, 1)
+    args = {k: v[0] for k, v in req.query.items() if k != "page"}
+
+    def url(n: int) -> str:
+        return f"{base}?{urlencode({**args, 'page': n})}"
+
+    rels = []
+    if page < last:
+        rels += [f'<{url(page + 1)}>; rel="next"', f'<{url(last)}>; rel="last"']
+    if page > 1:
+        rels += [f'<{url(1)}>; rel="first"', f'<{url(page - 1)}>; rel="prev"']
+    return {"Link": ", ".join(rels)} if rels else {}

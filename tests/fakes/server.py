@@ -7,6 +7,7 @@ request waiting, so a test can act at a known point of a client's run.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
@@ -197,8 +198,9 @@ class FakeServer:
                     resp = Response(500, {"message": f"fake server error: {exc!r}"})
                 data = resp.encoded()
                 self.send_response(resp.status)
-                self.send_header("Content-Type", resp.content_type)
-                self.send_header("Content-Length", str(len(data)))
+                if resp.status != 304:  # a 304 has no body, so no body headers either
+                    self.send_header("Content-Type", resp.content_type)
+                    self.send_header("Content-Length", str(len(data)))
                 for k, v in resp.headers.items():
                     self.send_header(k, v)
                 self.end_headers()
@@ -240,3 +242,21 @@ class FakeServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def not_modified(req: Request, resp: Response) -> Response:
+    """ETag a 200 to a GET from its body; a 304 instead when If-None-Match names that ETag.
+
+    If-None-Match compares weakly (RFC 9110 13.1.2): W/"x" matches "x", and `*` any body.
+    Returns `resp` itself (with its ETag) unless the answer is the 304.
+    """
+    if req.method != "GET" or resp.status != 200:
+        return resp
+    etag = 'W/"' + hashlib.sha256(resp.encoded()).hexdigest() + '"'
+    resp.headers = {**resp.headers, "ETag": etag}
+    tags = [
+        t.strip().removeprefix("W/") for t in (req.headers.get("if-none-match") or "").split(",")
+    ]
+    if "*" in tags or etag.removeprefix("W/") in tags:
+        return Response(304, None, {"ETag": etag})
+    return resp

@@ -41,7 +41,8 @@ def backfill(ctx: Context, repo: str = "octo/hello", **kw: Any) -> RunStats:
 
 
 def sync(ctx: Context, repo: str = "octo/hello") -> RunStats:
-    (source,) = make_sources(ctx, [repo])
+    """One sync pass as `triage sync` makes it: starting with the conditional quiet check."""
+    (source,) = make_sources(ctx, [repo], conditional=True)
     return ingest.run(ctx.sessions, source, ingest.sync_cursor_name(source))
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
 from github import Auth, Github, GithubException
@@ -46,16 +47,25 @@ class RetryPolicy:
 
 @dataclass
 class ListPage:
-    """One page of a listing: its JSON, headers and how many HTTP requests it took."""
+    """One page of a listing: its JSON, headers and how many HTTP requests it took.
+
+    `not_modified` is a 304 to a conditional request: no body, the page is as it was when the
+    ETag sent was recorded.
+    """
 
     data: list[dict[str, Any]]
     headers: dict[str, Any]
     requests: int
+    not_modified: bool = False
 
     @property
     def quota_remaining(self) -> int | None:
         value = self.headers.get("x-ratelimit-remaining")
         return int(float(value)) if value is not None else None
+
+    @property
+    def etag(self) -> str | None:
+        return self.headers.get("etag")
 
 
 class GitHubClient:
@@ -128,17 +138,49 @@ class GitHubClient:
             self._sleep(wait)
             waited += wait
 
-    def get(self, url: str, params: dict[str, Any] | None, what: str) -> ListPage:
-        """GET a JSON list (relative path or an absolute Link URL)."""
+    def get(
+        self, url: str, params: dict[str, Any] | None, what: str, etag: str | None = None
+    ) -> ListPage:
+        """GET a JSON list (relative path or an absolute Link URL).
+
+        With `etag`, the request is conditional (If-None-Match): a 304 comes back as a page
+        with `not_modified` set and no data. GitHub does not count an authorized 304 against
+        the primary rate limit ("Use conditional requests if appropriate",
+        https://docs.github.com/en/rest/using-the-rest-api/best-practices-for-using-the-rest-api#use-conditional-requests-if-appropriate).
+        """
         before = self.requests
-        headers, data = self.call(lambda: self._get_list(url, params), what)
-        return ListPage(data, headers, self.requests - before)
+        if etag is None:
+            headers, data = self.call(lambda: self._get_list(url, params), what)
+            return ListPage(data, headers, self.requests - before)
+        status, headers, data = self.call(lambda: self._get_if_changed(url, params, etag), what)
+        return ListPage(data, headers, self.requests - before, not_modified=status == 304)
 
     def _get_list(self, url: str, params: dict[str, Any] | None) -> tuple[dict[str, Any], Any]:
         headers, data = self.requester.requestJsonAndCheck("GET", url, parameters=params)
-        if not isinstance(data, list):
-            raise BadAnswer(f"expected a JSON list, got {str(data)[:60]!r}")
-        return headers, data
+        return headers, _listed(data)
+
+    def _get_if_changed(
+        self, url: str, params: dict[str, Any] | None, etag: str
+    ) -> tuple[int, dict[str, Any], list[dict[str, Any]]]:
+        """A conditional GET, the way PyGithub's own `GithubObject.update` makes one.
+
+        `requestJsonAndCheck` hides the status (a 304 would look like an empty 200), so this
+        goes one level down: `requestJson` returns it, and errors are raised as PyGithub does.
+        """
+        status, headers, body = self.requester.requestJson(
+            "GET", url, parameters=params, headers={"If-None-Match": etag}
+        )
+        if status == 304:
+            return status, headers, []
+        if status >= 400:
+            raise Requester.createException(status, headers, _error_body(body))
+        return status, headers, _listed(json.loads(body) if body else None)
+
+    def request_key(self, url: str, params: dict[str, Any] | None = None) -> str:
+        """One spelling of a GET (absolute URL, sorted query): what an ETag is stored under."""
+        parts = urlsplit(url if "://" in url else self.api_url + url)
+        query = sorted([*parse_qsl(parts.query), *((k, str(v)) for k, v in (params or {}).items())])
+        return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
 
     def paginate(self, path: str, params: dict[str, Any], what: str) -> Iterator[ListPage]:
         """Follow rel="next" Link headers: one request per page, nothing else."""
@@ -236,6 +278,21 @@ class GitHubClient:
             lambda: self.requester.requestJsonAndCheck("GET", "/rate_limit"), "the rate limit"
         )
         return dict(data.get("resources", {}).get("core") or data.get("rate") or {})
+
+
+def _error_body(body: str) -> dict[str, Any]:
+    """An error answer's JSON, or its text as PyGithub keeps a non-JSON one (an HTML 502)."""
+    try:
+        data = json.loads(body) if body else {}
+    except ValueError:
+        return {"data": body}
+    return data if isinstance(data, dict) else {"data": data}
+
+
+def _listed(data: Any) -> list[dict[str, Any]]:
+    if not isinstance(data, list):
+        raise BadAnswer(f"expected a JSON list, got {str(data)[:60]!r}")
+    return data
 
 
 def next_link(headers: dict[str, Any]) -> str | None:

@@ -72,6 +72,8 @@ def parse_since(value: str | None) -> datetime | None:
 
 def _summary(stats: RunStats) -> str:
     state = "complete" if stats.done else "stopped early (re-run to continue)"
+    if stats.not_modified:
+        state = "complete, nothing changed (304 Not Modified)"
     return (
         f"{stats.source}: {stats.items} items ({stats.new} new, {stats.updated} updated,"
         f" {stats.unchanged} unchanged, {stats.skipped} skipped) in {stats.requests} requests,"

@@ -23,11 +23,16 @@ class SourceSpec:
     doctor: str | None  # "module:function" taking the Context, imported when doctor runs it
 
 
-def github_sources(deps: SourceDeps, repos: list[str]) -> Sequence[Source]:
-    """One source per repository; `org/*` expands to the org's (or user's) repositories."""
+def github_sources(
+    deps: SourceDeps, repos: list[str], conditional: bool = False
+) -> Sequence[Source]:
+    """One source per repository; `org/*` expands to the org's (or user's) repositories.
+
+    `conditional`: each pass starts with a conditional request, free when nothing changed.
+    """
     from triage.sources import github
 
-    return github.make_sources(deps, repos)
+    return github.make_sources(deps, repos, conditional)
 
 
 def stackexchange_sources(deps: SourceDeps, tags: list[str], site: str) -> Sequence[Source]:
@@ -38,8 +43,10 @@ def stackexchange_sources(deps: SourceDeps, tags: list[str], site: str) -> Seque
 
 
 def _github_builders(deps: SourceDeps) -> list[SourceBuilder]:
+    # Builders serve sync (the command and the daemon's job), which runs again and again with
+    # little new each time: its sources ask first whether anything changed.
     return [
-        ("github", f"github:{spec}", partial(github_sources, deps, [spec]))
+        ("github", f"github:{spec}", partial(github_sources, deps, [spec], conditional=True))
         for spec in deps.config.github.repos
     ]
 

@@ -120,6 +120,8 @@ class Page:
     state: dict[str, Any] = field(default_factory=dict)
     # Items the source skipped on purpose (e.g. pull requests), for progress counts.
     skipped: int = 0
+    # The service said nothing changed (HTTP 304): the pass ends here, cursor and state kept.
+    not_modified: bool = False
 
 
 class Source(Protocol):
@@ -156,6 +158,12 @@ class SourceDeps(Protocol):
 
     @property
     def stackexchange(self) -> StackExchangeClient: ...
+
+    def listing_state(self, name: str) -> dict[str, Any]:
+        """What a source saved under `name` between runs (e.g. a listing's ETags), or {}."""
+        ...
+
+    def save_listing_state(self, name: str, state: dict[str, Any]) -> None: ...
 
 
 class CheckDeps(SourceDeps, Protocol):

@@ -3,6 +3,11 @@
 Items are built from the listing's own JSON. PyGithub's `Issue` objects would fetch each issue
 again the moment `pull_request` or `raw_data` is read, so the listing is read through the
 requester directly (see triage/clients/github.py).
+
+A sync pass first asks for the newest changes with the ETag that pass stored last time: the
+request is the same every time (no `since`, which moves with the cursor), so when nothing
+changed GitHub answers 304 Not Modified, which costs no rate limit. The ETag is stored only
+with the cursor of a pass that stored everything up to it.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Any
 
 from github import GithubException
 
-from triage.clients.github import GitHubClient, error_message, probe
+from triage.clients.github import GitHubClient, ListPage, error_message, next_link, probe
 from triage.errors import ConfigError, SourceError
 from triage.logs import get_logger
 from triage.sources.base import (
@@ -33,6 +38,8 @@ log = get_logger("triage.github")
 # Passes over the listing when issues keep moving during it (each pass is cheap when they do).
 MAX_RELISTS = 3
 REACTIONS = ("+1", "-1", "laugh", "hooray", "confused", "heart", "rocket", "eyes")
+# The quiet check: the newest changes first, the same request whatever the cursor.
+NEWEST_FIRST = {"state": "all", "sort": "updated", "direction": "desc"}
 
 
 def _time(value: str | None) -> datetime | None:
@@ -101,12 +108,23 @@ def to_item(repo: str, raw: dict[str, Any]) -> ItemIn:
 
 
 class GitHubSource:
-    """The issues of one repository, listed by `updated` ascending from the cursor."""
+    """The issues of one repository, listed by `updated` ascending from the cursor.
 
-    def __init__(self, client: GitHubClient, repo: str, include_pull_requests: bool) -> None:
+    `conditional` (sync): each pass starts with the quiet check, a conditional request for the
+    newest changes. A backfill lists from its cursor only, one request per 100 items.
+    """
+
+    def __init__(
+        self,
+        client: GitHubClient,
+        repo: str,
+        include_pull_requests: bool,
+        conditional: bool = False,
+    ) -> None:
         self.client = client
         self.repo = repo
         self.include_pull_requests = include_pull_requests
+        self.conditional = conditional
 
     @property
     def name(self) -> str:
@@ -121,16 +139,57 @@ class GitHubSource:
     ) -> Iterator[Page]:
         start = cursor or (format_cursor(since) if since else None)
         try:
-            for _ in range(MAX_RELISTS + 1):
-                relist = yield from self._listing(start)
-                if relist is None:
-                    return
-                log.info("issues moved during the listing; listing again", since=relist or "-")
-                start = relist or None
+            if self.conditional:
+                yield from self._checked(cursor, start, state)
+            else:
+                yield from self._passes(start, 0)
         except GithubException as exc:
             raise repo_error(exc, self.repo) from None
 
-    def _listing(self, start: str | None) -> Generator[Page, None, str | None]:
+    def _checked(
+        self, cursor: str | None, start: str | None, state: dict[str, Any]
+    ) -> Generator[Page, None, None]:
+        """The quiet check, then (only when more changed than its one page holds) the listing."""
+        head, key = self._newest(state)
+        quota = head.quota_remaining
+        if head.not_modified:
+            # Nothing changed since the ETag was stored: the pass ends, cursor and state kept.
+            yield Page([], cursor, head.requests, quota, dict(state), not_modified=True)
+            return
+        memo = {"etag": {"request": key, "value": head.etag}} if head.etag else {}
+        changes = _changes_since(head, start)
+        if changes is not None:
+            page = self._page(changes, start, head.requests, quota)
+            page.state = memo  # committed with this page's items and cursor
+            yield page
+            return
+        if (yield from self._passes(start, head.requests)):
+            # Every change up to the check is stored now: its ETag may go beside the cursor.
+            yield Page([], None, requests=0, quota_remaining=quota, state=memo)
+
+    def _newest(self, state: dict[str, Any]) -> tuple[ListPage, str]:
+        """The newest changes, conditional on the ETag stored for this exact request."""
+        path = f"/repos/{self.repo}/issues"
+        params: dict[str, Any] = {**NEWEST_FIRST, "per_page": self.client.per_page}
+        key = self.client.request_key(path, params)
+        saved = state.get("etag")
+        etag = (
+            saved.get("value") if isinstance(saved, dict) and saved.get("request") == key else None
+        )
+        return self.client.get(path, params, f"the issues of {self.repo}", etag=etag), key
+
+    def _passes(self, start: str | None, head_requests: int) -> Generator[Page, None, bool]:
+        """List from `start`, again where issues moved meanwhile; True once a pass was clean."""
+        for _ in range(MAX_RELISTS + 1):
+            relist = yield from self._listing(start, head_requests)
+            head_requests = 0
+            if relist is None:
+                return True
+            log.info("issues moved during the listing; listing again", since=relist or "-")
+            start = relist or None
+        return False
+
+    def _listing(self, start: str | None, extra: int = 0) -> Generator[Page, None, str | None]:
         """One pass over the listing; returns where to list again if issues moved meanwhile.
 
         GitHub pages by offset. An issue updated mid-listing jumps to the end, and if it had
@@ -160,7 +219,8 @@ class GitHubSource:
                     relist = again if relist is None else min(relist, again)
                 else:
                     first_page[number] = index + 1
-            yield self._page(listed.data, start, listed.requests, listed.quota_remaining)
+            requests, extra = listed.requests + extra, 0  # the check counts with page 1
+            yield self._page(listed.data, start, requests, listed.quota_remaining)
             if listed.data:
                 start = _cursor(listed.data[-1]["updated_at"])
         return relist
@@ -185,6 +245,18 @@ class GitHubSource:
                 skipped += 1
         cursor = _cursor(data[-1]["updated_at"]) if data else start
         return Page(items, cursor, requests=requests, quota_remaining=quota, skipped=skipped)
+
+
+def _changes_since(head: ListPage, start: str | None) -> list[dict[str, Any]] | None:
+    """The changes from `start` on, oldest first, if the newest-first page holds them all.
+
+    It does when it is the whole listing (no next page) or reaches back past `start`: `since`
+    is inclusive, so an issue updated in the cursor's own second must be on the page too.
+    """
+    newer = [raw for raw in head.data if start is None or _cursor(raw["updated_at"]) >= start]
+    if len(newer) == len(head.data) and next_link(head.headers) is not None:
+        return None
+    return sorted(newer, key=lambda raw: _cursor(raw["updated_at"]))
 
 
 def repo_error(exc: GithubException, repo: str) -> SourceError:
@@ -212,37 +284,87 @@ def _split(spec: str) -> tuple[str, str]:
     return owner, name
 
 
-def expand_owner(client: GitHubClient, owner: str) -> list[str]:
-    """Every repository of an organization, or of a user account, that has issues enabled."""
+def expand_owner(
+    client: GitHubClient, owner: str, saved: dict[str, Any] | None = None
+) -> tuple[list[str], dict[str, Any]]:
+    """Every repository of an organization, or of a user account, that has issues enabled.
+
+    Each page is asked for with the ETag it had last time (`saved`, from the previous call's
+    answer). A 304 carries no body and no Link header, so its repositories and its next page
+    come from what was saved with that ETag. Returns the names and what to save for next time.
+    """
     what = f"the repositories of {owner}"
-    for path, params in (
+    known = (saved or {}).get("pages") or {}
+    candidates = [
         (f"/orgs/{owner}/repos", {"type": "all"}),
         (f"/users/{owner}/repos", {"type": "owner"}),
-    ):
-        names: list[str] = []
+    ]
+    # A user account answered last time: skip the organization's 404, which costs a request.
+    candidates.sort(key=lambda c: not any(k.startswith(client.request_key(c[0])) for k in known))
+    for path, params in candidates:
         try:
-            for page in client.paginate(path, params, what):
-                names += [r["full_name"] for r in page.data if r.get("has_issues", True)]
+            first = {**params, "per_page": client.per_page}
+            return _owner_pages(client, path, first, known, what)
         except GithubException as exc:
             if exc.status == 404:
                 continue
             raise SourceError(f"GitHub refused {what}: {exc.status} {error_message(exc)}") from None
-        return names
     raise SourceError(
         f"GitHub organization or user {owner!r} not found (404): check [github] repos"
     )
 
 
-def make_sources(deps: SourceDeps, repos: list[str]) -> list[GitHubSource]:
-    """One source per repository; `org/*` expands to the org's (or user's) repositories."""
+def _owner_pages(
+    client: GitHubClient,
+    url: str,
+    params: dict[str, Any] | None,
+    known: dict[str, Any],
+    what: str,
+) -> tuple[list[str], dict[str, Any]]:
+    """Follow the listing's pages, each conditional on the ETag it had last time."""
+    names: list[str] = []
+    pages: dict[str, Any] = {}
+    while True:
+        key = client.request_key(url, params)
+        before = known.get(key) if isinstance(known.get(key), dict) else None
+        page = client.get(url, params, what, etag=before["etag"] if before else None)
+        if page.not_modified and before is not None:
+            found, nxt = list(before["repos"]), before.get("next")
+        else:
+            found = [r["full_name"] for r in page.data if r.get("has_issues", True)]
+            nxt = next_link(page.headers)
+        etag = page.etag or (before["etag"] if before else None)
+        if etag:
+            pages[key] = {"etag": etag, "repos": found, "next": nxt}
+        names += found
+        if nxt is None:
+            return names, {"pages": pages}
+        url, params = nxt, None
+
+
+def make_sources(
+    deps: SourceDeps, repos: list[str], conditional: bool = False
+) -> list[GitHubSource]:
+    """One source per repository; `org/*` expands to the org's (or user's) repositories.
+
+    `conditional` (sync): sources start each pass with the quiet check (see GitHubSource).
+    """
     client = deps.github
     names: list[str] = []
     for spec in repos:
         owner, name = _split(spec)
-        names += expand_owner(client, owner) if name == "*" else [f"{owner}/{name}"]
+        if name != "*":
+            names.append(f"{owner}/{name}")
+            continue
+        memo = f"repos:github:{owner.lower()}"
+        saved = deps.listing_state(memo)
+        found, listing = expand_owner(client, owner, saved)
+        if listing != saved:
+            deps.save_listing_state(memo, listing)
+        names += found
     unique = list(dict.fromkeys(github_repo(n) for n in names))  # Octo/Demo is octo/demo
     include = deps.config.github.include_pull_requests
-    return [GitHubSource(client, repo, include) for repo in unique]
+    return [GitHubSource(client, repo, include, conditional) for repo in unique]
 
 
 def doctor_check(deps: CheckDeps) -> str:
