@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from types import FrameType
@@ -25,7 +26,7 @@ from apscheduler.executors.base import run_job
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from jobs import locks, runs, schedule
+from jobs import locks, runs, schedule, share
 from jobs.health import HealthServer, Snapshot
 from jobs.registry import JobFailed, JobSkipped, JobSpec, request_stop, schedule_for
 from triage.context import Context
@@ -286,11 +287,16 @@ class Daemon:
 
     def _claim_and_run(self, spec: JobSpec, slot: str) -> str | None:
         engine = self.ctx.engine
+        sharing = self._sharing(spec)
         if not locks.claim_slot(engine, spec.name, slot, self.replica):
+            if sharing is not None:
+                return self._help(spec, slot)
             log.debug("slot claimed by another replica", job=spec.name, slot=slot)
             return None
         with locks.job_mutex(engine, spec.name) as mine:
             if not mine:
+                if sharing is not None:
+                    return self._help(spec, slot)
                 run_id = runs.start(self.ctx.sessions, spec.name, slot, self.replica)
                 runs.finish(
                     self.ctx.sessions, run_id, runs.SKIPPED, {}, "still running on another replica"
@@ -300,16 +306,45 @@ class Daemon:
             if engine.dialect.name == "postgresql":
                 # Holding the job's lock proves no live replica runs it: any open run is an orphan.
                 runs.close_orphans(self.ctx.sessions, spec.name)
-            return self._run(spec, slot)
+            if sharing is None:
+                return self._run(spec, slot)
+            return self._run(
+                spec, slot, lambda run: share.lead(self.ctx, spec.name, sharing, self.replica, run)
+            )
 
-    def _run(self, spec: JobSpec, slot: str) -> str:
+    def _sharing(self, spec: JobSpec) -> share.Sharing | None:
+        """Replicas share sync and analyze runs on PostgreSQL; SQLite has one daemon."""
+        if self.ctx.engine.dialect.name != "postgresql" or spec.schedule is not None:
+            return None
+        return share.SHARED.get(spec.name)
+
+    def _help(self, spec: JobSpec, slot: str) -> str | None:
+        """Another replica runs this job now: claim units of its run until none is left."""
+        engine = self.ctx.engine
+
+        def busy() -> bool:
+            return locks.job_running(engine, spec.name)
+
+        first = share.wait_for_unit(self.ctx, spec.name, self.replica, busy)
+        if first is None:
+            log.debug("slot run by another replica; nothing left to share", job=spec.name)
+            return None
+        log.info("helping the run of another replica", job=spec.name, slot=slot)
+        return self._run(
+            spec, slot, lambda _run: share.help_run(self.ctx, spec.name, self.replica, busy, first)
+        )
+
+    def _run(
+        self, spec: JobSpec, slot: str, work: Callable[[int], dict[str, int]] | None = None
+    ) -> str:
+        """Record and run one run; `work(run_id)` instead of the job's function when shared."""
         run_id = runs.start(self.ctx.sessions, spec.name, slot, self.replica)
         self._running[run_id] = spec.name
         started = time.monotonic()
         outcome, counts, error = runs.OK, {}, None
         log.info("job started", job=spec.name, slot=slot)
         try:
-            counts = dict(spec.func(self.ctx) or {})
+            counts = dict((work(run_id) if work else spec.func(self.ctx)) or {})
             if counts.get("stopped_early"):
                 outcome, error = runs.INTERRUPTED, "stopped early on shutdown; resumes next run"
         except JobSkipped as exc:

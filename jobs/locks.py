@@ -76,6 +76,24 @@ def job_mutex(engine: Engine, job: str) -> Iterator[bool]:
                 conn.commit()
 
 
+def job_running(engine: Engine, job: str) -> bool:
+    """Whether a replica holds `job`'s mutex now (PostgreSQL), read without taking it.
+
+    Trying the lock to find out would make a replica starting the next run at that instant
+    lose it. pg_locks shows a bigint advisory key as classid (high 32 bits) and objid (low).
+    """
+    if engine.dialect.name != "postgresql":
+        return False
+    query = text(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+        " AND objsubid = 1 AND database = (SELECT oid FROM pg_database"
+        " WHERE datname = current_database())"
+        " AND ((classid::bigint << 32) | objid::bigint) = :key"
+    )
+    with engine.connect() as conn:
+        return bool(conn.execute(query, {"key": _lock_key("job", job)}).scalar())
+
+
 def sqlite_path(engine: Engine) -> Path | None:
     """The database file of a SQLite engine (None for PostgreSQL or in-memory)."""
     if engine.dialect.name != "sqlite":

@@ -234,6 +234,16 @@ class ScheduleConfig(Section):
     poll: str = "every 5m"
 
 
+class DaemonConfig(Section):
+    """How replicas on one PostgreSQL database share a sync or analyze run (jobs/share.py)."""
+
+    # A claimed unit is the replica's while it renews the lease (every third of it); a replica
+    # that died loses it this long after its last renewal, and another replica takes it over.
+    lease_seconds: float = Field(120.0, gt=0)
+    # Items per analyze unit; 0: [llm] concurrency x max_items_per_call (one round of calls).
+    unit_items: int = Field(0, ge=0)
+
+
 class LoggingConfig(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["console", "json"] = "console"
@@ -250,6 +260,7 @@ class Config(Section):
     digest: DigestConfig = Field(default_factory=DigestConfig)
     themes: ThemesConfig = Field(default_factory=ThemesConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    daemon: DaemonConfig = Field(default_factory=DaemonConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
 

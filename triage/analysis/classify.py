@@ -278,8 +278,13 @@ def run(
     reanalyze: bool = False,
     keys: Collection[str] | None = None,
     on_batch: Callable[[RunStats], None] | None = None,
+    guard: Callable[[Session], None] | None = None,
 ) -> RunStats:
-    """Analyse everything pending (up to `limit`), stopping cleanly at the token budget."""
+    """Analyse everything pending (up to `limit`), stopping cleanly at the token budget.
+
+    `guard` runs first in each store's transaction and may raise to refuse the store (a replica
+    whose claim on these items was taken over must not write: triage/db/claims.py).
+    """
     config = ctx.config
     taxonomy = Taxonomy.from_config(config)
     stats = RunStats(provider.name, provider.model)
@@ -323,6 +328,8 @@ def run(
         # Each call's results are stored as it finishes, in this thread, one transaction each.
         for head, outcome in run_bounded(heads(), work, workers):
             with transaction(ctx.sessions) as s:
+                if guard is not None:
+                    guard(s)
                 store_outcome(s, outcome, {t.key: t.content_hash for t in head}, provider, taxonomy)
             stats.count(outcome)
             used = sum(c.input_tokens + c.output_tokens for c in outcome.calls)

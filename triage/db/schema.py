@@ -323,3 +323,32 @@ class JobSlot(Base):
     slot: Mapped[str] = mapped_column(String(100), primary_key=True)
     replica: Mapped[str] = mapped_column(String(200))
     claimed_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class WorkUnit(Base):
+    """A share of one run's work (a source to sync, a batch of items to analyse).
+
+    Replicas on one PostgreSQL database claim units (triage/db/claims.py): the claim holds a
+    lease a live replica renews; a dead replica's lease expires and another one takes the unit
+    over with the next `attempt`, which fences off whatever the first one still writes.
+    """
+
+    __tablename__ = "work_units"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job: Mapped[str] = mapped_column(String(100))
+    run: Mapped[str] = mapped_column(String(100))  # the job_runs id of the run that planned it
+    unit: Mapped[str] = mapped_column(String(300))  # a source name, or "batch-0007"
+    items: Mapped[list[Any]] = mapped_column(JSON, default=list)  # the batch's item keys
+    state: Mapped[str] = mapped_column(String(20), default="free")  # free, claimed, done
+    replica: Mapped[str | None] = mapped_column(String(200))
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # the unit's counts
+
+    __table_args__ = (
+        UniqueConstraint("job", "run", "unit", name="uq_work_units_job_run_unit"),
+        Index("ix_work_units_job_state", "job", "state"),
+    )

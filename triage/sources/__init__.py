@@ -42,6 +42,20 @@ def stackexchange_sources(deps: SourceDeps, tags: list[str], site: str) -> Seque
     return stackexchange.make_sources(deps, tags, site)
 
 
+def source_named(deps: SourceDeps, name: str) -> Source:
+    """The sync source a planned unit names (`github:owner/repo`, `stackexchange:site/tag`).
+
+    A replica sharing a run builds only the source it claimed: no `org/*` listing again.
+    """
+    kind, _, rest = name.partition(":")
+    if kind == "github":
+        return github_sources(deps, [rest], conditional=True)[0]
+    if kind == "stackexchange":
+        site, _, tag = rest.rpartition("/")
+        return stackexchange_sources(deps, [tag], site)[0]
+    raise ValueError(f"no source kind {kind!r} (from {name!r})")
+
+
 def _github_builders(deps: SourceDeps) -> list[SourceBuilder]:
     # Builders serve sync (the command and the daemon's job), which runs again and again with
     # little new each time: its sources ask first whether anything changed.
