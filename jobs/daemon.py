@@ -19,14 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from types import FrameType
-from typing import Any
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
-from apscheduler.executors.base import run_job
-from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from jobs import locks, runs, schedule, share
+from jobs import locks, runs, schedule, share, slots
 from jobs.health import HealthServer, Snapshot
 from jobs.registry import JobFailed, JobSkipped, JobSpec, request_stop, schedule_for
 from triage.context import Context
@@ -35,31 +32,6 @@ from triage.errors import BudgetExhausted, TriageError
 from triage.logs import get_logger, redact
 
 log = get_logger("triage.daemon")
-_slot = threading.local()
-
-
-def _run_in_slot(job: Any, alias: str, run_times: list[Any], logger_name: str) -> Any:
-    # With coalescing there is one run time: the scheduled instant every replica agrees on.
-    _slot.value = schedule.slot_name(run_times[-1]) if run_times else None
-    try:
-        return run_job(job, alias, run_times, logger_name)
-    finally:
-        _slot.value = None
-
-
-class SlotExecutor(ThreadPoolExecutor):
-    """A thread pool that tells the job which scheduled slot it is running for."""
-
-    def _do_submit_job(self, job: Any, run_times: list[Any]) -> None:
-        def callback(f: Any) -> None:
-            exc = f.exception()
-            if exc:
-                self._run_job_error(job.id, exc, exc.__traceback__)
-            else:
-                self._run_job_success(job.id, f.result())
-
-        f = self._pool.submit(_run_in_slot, job, job._jobstore_alias, run_times, self._logger.name)
-        f.add_done_callback(callback)
 
 
 @dataclass
@@ -132,7 +104,7 @@ class Daemon:
                 self.snapshot, self.ctx.sessions, self.options.health_host, self.options.health_port
             )
         sched = BackgroundScheduler(
-            executors={"default": SlotExecutor(max_workers=len(self.specs) + 2)},
+            executors={"default": slots.SlotExecutor(max_workers=len(self.specs) + 2)},
             job_defaults={
                 "coalesce": True,
                 "max_instances": 1,
@@ -266,7 +238,7 @@ class Daemon:
         """Claim the slot, run the job, record it; never raises (a job must not stop the daemon)."""
         if self._stop.is_set():
             return None
-        slot = slot or getattr(_slot, "value", None) or schedule.slot_name(utcnow())
+        slot = slot or slots.current() or schedule.slot_name(utcnow())
         guard = self._guards[name]
         if not guard.acquire(blocking=False):
             if chained:
@@ -416,19 +388,3 @@ class Daemon:
 
 # The start-up cycle, in pipeline order: what a digest needs, nothing that writes to GitHub.
 CATCH_UP = ("sync", "analyze", "themes", "digest")
-
-
-def advise(ctx: Context) -> None:
-    """Say what the daemon will do with what is configured."""
-    cfg, secrets = ctx.config, ctx.secrets
-    ctx.say_fallback()  # the missing-key rule, applied where the Context was made
-    if not cfg.github.repos and not cfg.stackexchange.tags:
-        log.warning(
-            "no sources configured: set [github] repos or [stackexchange] tags;"
-            " the daemon keeps running and syncs once they are set and it is restarted"
-        )
-    slack = secrets.slack_bot_token is not None or secrets.slack_webhook_url is not None
-    if cfg.digest.to == "auto" and not slack:
-        log.info("Slack is not configured: digests are written to files", folder=cfg.digest.out_dir)
-    if not cfg.labels.apply:
-        log.info("label write-back is off ([labels] apply = false); `triage label` shows the plan")

@@ -121,6 +121,7 @@ class FakeGemini(FaultsMixin, CachesMixin, BatchesMixin, FakeServer):
         with self._lock:
             self.requests.clear()
             self.faults.clear()
+        self.delays.clear()
         self.api_key = self._default_key
         self.models = dict(self._default_models)
         self.caches: dict[str, dict[str, Any]] = {}

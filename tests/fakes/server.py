@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -74,15 +75,17 @@ class Hold:
         self.released = threading.Event()
         # Set once the held request has been answered (acted on) after its release.
         self.served = threading.Event()
+        self._lock = threading.Lock()
 
     def check(self, req: Request) -> bool:
         """Wait here if this is the request to hold; True when it was held."""
-        if not self.pattern.search(req.path) or self.released.is_set():
-            return False
-        if self.after > 0:
-            self.after -= 1
-            return False
-        self.reached.set()
+        with self._lock:  # one request only, even when several arrive at once
+            if not self.pattern.search(req.path) or self.released.is_set() or self.reached.is_set():
+                return False
+            if self.after > 0:
+                self.after -= 1
+                return False
+            self.reached.set()
         self.released.wait(timeout=60)
         return True
 
@@ -101,6 +104,8 @@ class FakeServer:
         self.faults: list[Fault] = []
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self._holds: list[Hold] = []
+        # (path pattern, seconds): matching requests take this long to answer (a slow service)
+        self.delays: list[tuple[re.Pattern[str], float]] = []
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -121,8 +126,17 @@ class FakeServer:
         self._holds.append(hold)
         return hold
 
+    def slow(self, path: str, seconds: float) -> None:
+        """Every request whose path matches `path` waits `seconds` before it is answered."""
+        self.delays.append((re.compile(path), seconds))
+
     def wait_on_holds(self, req: Request) -> list[Hold]:
-        return [hold for hold in self._holds if hold.check(req)]
+        """Wait on the holds and delays set for this request; the holds it waited on."""
+        held = [hold for hold in self._holds if hold.check(req)]
+        for pattern, seconds in self.delays:
+            if pattern.search(req.path):
+                time.sleep(seconds)
+        return held
 
     def _take_fault(self, req: Request) -> Response | None:
         with self._lock:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from triage.commands.common import runtime
+from triage.logs import get_logger
+
+if TYPE_CHECKING:
+    from triage.context import Context
+
+log = get_logger("triage.daemon")
 
 
 def run(
@@ -42,7 +48,7 @@ def run(
 ) -> None:
     """Run the daemon: sync, analyze, themes, duplicates, digest, labels and polling on schedule."""
     from jobs import registry
-    from jobs.daemon import Daemon, Options, advise
+    from jobs.daemon import Daemon, Options
 
     tctx = runtime(ctx).context()
     if tick_every is not None:
@@ -67,6 +73,22 @@ def run(
     code = daemon.run_once() if once else daemon.serve()
     if code:
         raise typer.Exit(code)
+
+
+def advise(ctx: Context) -> None:
+    """Say what the daemon will do with what is configured."""
+    cfg, secrets = ctx.config, ctx.secrets
+    ctx.say_fallback()  # the missing-key rule, applied where the Context was made
+    if not cfg.github.repos and not cfg.stackexchange.tags:
+        log.warning(
+            "no sources configured: set [github] repos or [stackexchange] tags;"
+            " the daemon keeps running and syncs once they are set and it is restarted"
+        )
+    slack = secrets.slack_bot_token is not None or secrets.slack_webhook_url is not None
+    if cfg.digest.to == "auto" and not slack:
+        log.info("Slack is not configured: digests are written to files", folder=cfg.digest.out_dir)
+    if not cfg.labels.apply:
+        log.info("label write-back is off ([labels] apply = false); `triage label` shows the plan")
 
 
 def register(app: typer.Typer) -> None:
