@@ -34,6 +34,7 @@ bench: install
 	$(BIN)/python bench/quiet_sync.py
 	$(BIN)/python bench/digest.py
 	$(BIN)/python bench/daemon.py
+	$(BIN)/python bench/replicas.py
 	$(BIN)/python bench/llm_cost.py
 	$(BIN)/python bench/themes.py
 	$(BIN)/python bench/duplicates.py

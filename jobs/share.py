@@ -30,7 +30,7 @@ from triage.db.claims import Claim, Planned, StaleClaim
 from triage.logs import get_logger
 
 log = get_logger("triage.share")
-POLL = 0.5  # seconds between looks for a free unit while other replicas hold the rest
+POLL = 0.2  # seconds between looks for a free unit while other replicas hold the rest
 START_GRACE = 5.0  # a helper waits this long for the slot's winner to start its run
 
 Guard = Callable[[Session], None]

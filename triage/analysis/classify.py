@@ -31,6 +31,7 @@ from triage.providers.packing import estimate_tokens
 from triage.providers.parallel import run_bounded
 
 OUTPUT_TOKENS_PER_ITEM = 80  # what one answer object costs, for budget estimates
+UPSERT_ROWS = 500  # analyses per statement (SQLite allows 32,766 parameters in one)
 EXAMPLE_SCAN = 5000  # newest items per pass searched for few-shot examples
 
 
@@ -184,15 +185,25 @@ def counter_examples(session: Session, per: int) -> list[Example]:
     return out
 
 
-def _upsert_analysis(session: Session, row: dict[str, Any]) -> None:
-    dialect = session.get_bind().dialect.name
-    insert = (postgresql if dialect == "postgresql" else sqlite).insert(Analysis)
-    stmt = insert.values(row)
+def _upsert_analyses(session: Session, rows: list[dict[str, Any]]) -> None:
+    """One statement for a call's answers (a row per item: the last answer for a key wins).
+
+    A shared unit's store is this statement and the lease check (claims.hold) in one
+    transaction: the answers land once, or not at all when the unit was taken over.
+    """
     keys = ["item_key", "content_hash", "provider", "model", "prompt_version"]
+    # PostgreSQL refuses one INSERT ... ON CONFLICT touching a row twice: one row per key.
+    unique = list({tuple(r[k] for k in keys): r for r in rows}.values())
+    if not unique:
+        return
+    dialect = session.get_bind().dialect.name
+    stmt = (postgresql if dialect == "postgresql" else sqlite).insert(Analysis)
     stmt = stmt.on_conflict_do_update(
-        index_elements=keys, set_={k: stmt.excluded[k] for k in row if k not in keys}
+        index_elements=keys, set_={k: stmt.excluded[k] for k in unique[0] if k not in keys}
     )
-    session.execute(stmt)
+    # Parameters apart from the statement: compiled once and cached, sent as multi-row VALUES
+    # ("insertmanyvalues", https://docs.sqlalchemy.org/en/20/core/connections.html).
+    session.connection().execute(stmt, unique)
 
 
 def store_outcome(
@@ -210,11 +221,11 @@ def store_outcome(
     allowed = set(taxonomy.labels)
     common = {"provider": provider.name, "model": provider.model}
     common["prompt_version"] = provider.prompt_version
+    rows: list[dict[str, Any]] = []
     for r in outcome.results:
         if r.category not in taxonomy.categories:
             continue
-        _upsert_analysis(
-            session,
+        rows.append(
             {
                 "item_key": r.key,
                 "content_hash": hashes[r.key],
@@ -232,8 +243,7 @@ def store_outcome(
             },
         )
     for rv in outcome.reviews:
-        _upsert_analysis(
-            session,
+        rows.append(
             {
                 "item_key": rv.key,
                 "content_hash": hashes[rv.key],
@@ -250,6 +260,8 @@ def store_outcome(
                 "created_at": now,
             },
         )
+    for start in range(0, len(rows), UPSERT_ROWS):
+        _upsert_analyses(session, rows[start : start + UPSERT_ROWS])
 
 
 def _defaulted(rec: CallRecord, purpose: str) -> CallRecord:
