@@ -4,7 +4,8 @@ The replica that wins a slot (jobs/locks.py) plans the run as units (triage/db/c
 per source for sync, batches of pending item keys for analyze. It then claims units like any
 other replica until none is left, and waits for the units others hold (taking over any whose
 lease expired) before its run ends. A replica that loses the slot to a live run helps: it claims
-units of that run until none is left, and stops once the run is over.
+units of that run until none is left, and stops once the run is over (a dead replica's units
+are taken over first, when their leases run out).
 
 While a unit runs, a heartbeat renews its lease every third of `[daemon] lease_seconds`. Every
 store of an analyze unit's answers renews the lease in the same transaction (claims.hold), so
@@ -147,7 +148,16 @@ def help_run(
 ) -> Counts:
     """Do units of the live run until none is left; the counts are this replica's share."""
     worker = Worker(ctx, job, SHARED[job], replica)
-    worker.drain(busy, first)
+
+    def keep_waiting() -> bool:
+        # The run is live, or its replica died with units claimed: their leases run out and
+        # this replica takes them over.
+        if busy():
+            return True
+        with ctx.sessions() as s:
+            return claims.unfinished(s, job) > 0
+
+    worker.drain(keep_waiting, first)
     counts = SHARED[job].total(worker.done, [])
     counts.update(units_here=len(worker.done), helped=1)
     if stopping():

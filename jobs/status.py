@@ -48,6 +48,24 @@ def job_status(ctx: Context) -> dict[str, dict[str, Any]]:
     return out
 
 
+def units_in_flight(ctx: Context) -> list[dict[str, Any]]:
+    """Units of a shared sync or analyze run that a replica holds now (triage/db/claims.py)."""
+    from triage.db import claims
+
+    with ctx.sessions() as s:
+        return [
+            {
+                "job": u.job,
+                "unit": u.unit,
+                "items": len(u.items or []),
+                "replica": u.replica,
+                "attempt": u.attempt,
+                "lease_until": u.lease_until.isoformat() if u.lease_until else None,
+            }
+            for u in claims.in_flight(s)
+        ]
+
+
 def failures(ctx: Context, hours: float = 24) -> list[dict[str, Any]]:
     """Failed or interrupted runs of the last `hours`, newest first."""
     with ctx.sessions() as s:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select, update
 
 from tests.analysis_support import MIXED, context, gemini_config, item, seed
+from tests.daemon_proc import cli, write_config
 from tests.fakes.gemini import FakeGemini
 from triage.analysis import classify
 from triage.db import claims, migrate
@@ -122,3 +125,23 @@ def test_answers_of_a_stale_attempt_are_not_stored(fake_gemini: FakeGemini, db: 
     assert stats.analysed == len(MIXED)
     with sessions() as s:
         assert len(s.scalars(select(Analysis)).all()) == len(MIXED)
+
+
+def test_status_shows_the_units_replicas_hold(tmp_path: Path, db: Engine) -> None:
+    sessions = session_factory(db)
+    plan_three(db)
+    held = claims.claim(sessions, "analyze", "replica-b", 60)
+    assert held is not None
+    cfg = write_config(tmp_path / "triage.toml", {"database": {"url": str(db.url)}})
+    data = json.loads(cli("--config", str(cfg), "status", "--json").output)
+    [unit] = data["units_in_flight"]
+    assert (unit["job"], unit["unit"], unit["items"], unit["replica"]) == (
+        "analyze",
+        "batch-0",
+        2,
+        "replica-b",
+    )
+    table = cli("--config", str(cfg), "status").output
+    assert "in flight: analyze batch-0 on replica-b (attempt 1" in table
+    assert claims.finish(sessions, held, {})
+    assert json.loads(cli("--config", str(cfg), "status", "--json").output)["units_in_flight"] == []

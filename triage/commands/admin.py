@@ -162,6 +162,7 @@ def status_data(ctx: typer.Context) -> dict[str, Any]:
         "cursors": cursors,
         "spend": spend,
         "jobs": last_runs,
+        "units_in_flight": job_status.units_in_flight(tctx),
         "job_failures_24h": int(failures or 0),
         "recent_failures": recent_failures,
     }
@@ -206,6 +207,13 @@ def status(
                 escape(run["error"] or ""),
             )
         console.print(jobs)
+    for u in data["units_in_flight"]:
+        console.print(
+            f"in flight: {u['job']} {u['unit']} on {u['replica']} (attempt {u['attempt']},"
+            f" lease until {_seconds(u['lease_until'])} UTC)",
+            markup=False,
+            highlight=False,
+        )
     console.print(f"job failures in the last 24h: {data['job_failures_24h']}")
     for f in data.get("recent_failures", [])[:5]:
         console.print(
