@@ -40,6 +40,10 @@ Guard = Callable[[Session], None]
 class _Released(Exception):
     """The daemon is stopping: the unit goes back unfinished (its stored answers stay)."""
 
+    def __init__(self, done: dict[str, Any]) -> None:
+        super().__init__("stopping")
+        self.done = done  # what was stored before it went back, for this replica's counts
+
 
 @dataclass(frozen=True)
 class Sharing:
@@ -56,7 +60,8 @@ class Worker:
     def __init__(self, ctx: Context, job: str, sharing: Sharing, replica: str) -> None:
         self.ctx, self.job, self.sharing, self.replica = ctx, job, sharing, replica
         self.lease = ctx.config.daemon.lease_seconds
-        self.done: list[dict[str, Any]] = []
+        self.done: list[dict[str, Any]] = []  # results of the units this replica finished
+        self.given_back: list[dict[str, Any]] = []  # what it stored of units it gave back
 
     def claim(self) -> Claim | None:
         return claims.claim(self.ctx.sessions, self.job, self.replica, self.lease)
@@ -84,7 +89,8 @@ class Worker:
         except StaleClaim:
             log.warning("unit taken over by another replica; its result is not kept", unit=c.unit)
             return
-        except _Released:
+        except _Released as back:
+            self.given_back.append(back.done)
             claims.release(self.ctx.sessions, c)
             log.info("unit given back on shutdown", job=self.job, unit=c.unit)
             return
@@ -158,7 +164,7 @@ def help_run(
             return claims.unfinished(s, job) > 0
 
     worker.drain(keep_waiting, first)
-    counts = SHARED[job].total(worker.done, [])
+    counts = SHARED[job].total(worker.done + worker.given_back, [])
     counts.update(units_here=len(worker.done), helped=1)
     if stopping():
         counts["stopped_early"] = 1
@@ -246,11 +252,18 @@ def analyze_unit(ctx: Context, c: Claim, guard: Guard) -> dict[str, Any]:
     """The unit's items that are still pending (a takeover skips what was stored already)."""
     from triage.analysis import classify
 
-    def checkpoint(_stats: classify.RunStats) -> None:
-        if stopping():
-            raise _Released
+    def checkpoint(stats: classify.RunStats) -> None:
+        if stopping() and stats.done + len(stats.failed) < stats.planned:
+            raise _Released(
+                {**analyze_result(stats), "planned": stats.done}
+            )  # calls are left: another replica sends them
 
     stats = classify.run(ctx, ctx.provider(), keys=c.items, on_batch=checkpoint, guard=guard)
+    return analyze_result(stats)
+
+
+def analyze_result(stats: Any) -> dict[str, Any]:
+    """An analyze unit's result from classify.RunStats."""
     result: dict[str, Any] = {
         "planned": stats.planned,
         "analysed": stats.analysed,

@@ -42,11 +42,15 @@ def configure(tmp_path: Path, db_url: str, **sections: dict[str, Any]) -> Path:
     )
 
 
-def analyze_config(tmp_path: Path, db_url: str, fake: FakeGemini, lease: float) -> Path:
+def analyze_config(
+    tmp_path: Path, db_url: str, fake: FakeGemini, lease: float, unit_items: int = 2
+) -> Path:
     """Two items per call, one call at a time, a unit per call: many units to share."""
     gemini = {"base_url": fake.base_url, "max_retries": 0, "retry_initial_delay": 0}
     llm = {"provider": "gemini", "max_items_per_call": 2, "concurrency": 1, "gemini": gemini}
-    return configure(tmp_path, db_url, llm=llm, daemon={"lease_seconds": lease, "unit_items": 2})
+    return configure(
+        tmp_path, db_url, llm=llm, daemon={"lease_seconds": lease, "unit_items": unit_items}
+    )
 
 
 def seed_items(db_url: str, n: int) -> list[str]:
@@ -140,6 +144,30 @@ def test_a_killed_replicas_unit_is_taken_over_once_its_lease_expires(
         MARK.findall(" ".join(taken_titles(taken)))
     )
     assert set(sent) == set(marks) and max(sent.values()) == 2
+
+
+def test_sigterm_lets_a_helper_give_its_unit_back_and_the_run_still_ends_complete(
+    tmp_path: Path, postgres_url: str, gemini: FakeGemini
+) -> None:
+    cfg = analyze_config(tmp_path, postgres_url, gemini, lease=30, unit_items=4)  # two calls
+    marks = seed_items(postgres_url, 16)
+    gemini.slow(r":generateContent$", 0.5)
+    with replica(cfg, "a", "analyze", tmp_path) as a:
+        a.event("job started", job="analyze")
+        with replica(cfg, "b", "analyze", tmp_path) as b:
+            b.event("unit claimed", job="analyze")
+            b.signal(signal.SIGTERM)  # during the unit's first call: the second is not sent
+            assert b.wait() == 0
+            b.event("unit given back on shutdown", job="analyze")
+            assert a.wait(60) == 0
+    helper, lead = finished(b, "analyze"), finished(a, "analyze")
+    assert helper["stopped_early"] == 1 and helper["analysed"] == 2 and helper["units_here"] == 0
+    assert lead["units"] == 4 and lead["analysed"] == 14  # a did the rest, the given-back half too
+    assert analyses(postgres_url) == Counter({m: 1 for m in marks})
+    assert received(gemini) == Counter({m: 1 for m in marks})
+    rows = units(postgres_url)
+    assert {(u.state, u.replica) for u in rows} == {("done", "a")}
+    assert sorted(u.attempt for u in rows) == [1, 1, 1, 2]  # the given-back one, claimed again
 
 
 def taken_titles(unit: WorkUnit) -> list[str]:
