@@ -78,6 +78,8 @@ class Worker:
             if not keep_waiting():
                 return
             time.sleep(POLL)
+        if c is not None:  # claimed just before the stop: free at once, not at lease expiry
+            claims.release(self.ctx.sessions, c)
 
     def do(self, c: Claim) -> None:
         log.debug("unit claimed", job=self.job, unit=c.unit, attempt=c.attempt)
