@@ -11,10 +11,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import TYPE_CHECKING
 
 from triage.context import Context
 from triage.errors import TriageError
 from triage.logs import get_logger
+
+if TYPE_CHECKING:  # classify is imported when a job runs, so the CLI starts light
+    from triage.analysis.classify import RunStats
 
 Counts = dict[str, int]
 JobFunc = Callable[[Context], Counts]
@@ -104,6 +108,19 @@ def sync(ctx: Context) -> Counts:
     return counts
 
 
+def analyze_counts(stats: RunStats) -> Counts:
+    """What an analyze run (or one replica's unit of it) did, from classify.RunStats."""
+    return {
+        "planned": stats.planned,
+        "analysed": stats.analysed,
+        "needs_review": stats.reviews,
+        "pending": len(stats.failed),
+        "calls": stats.calls,
+        "input_tokens": stats.input_tokens,
+        "output_tokens": stats.output_tokens,
+    }
+
+
 def analyze(ctx: Context) -> Counts:
     """Classify and summarize every new or changed item (`triage analyze`)."""
     from triage.analysis import classify
@@ -119,15 +136,7 @@ def analyze(ctx: Context) -> Counts:
         stats = classify.run(ctx, provider, on_batch=checkpoint)
     except _Checkpoint:
         return {"stopped_early": 1}
-    counts = {
-        "planned": stats.planned,
-        "analysed": stats.analysed,
-        "needs_review": stats.reviews,
-        "pending": len(stats.failed),
-        "calls": stats.calls,
-        "input_tokens": stats.input_tokens,
-        "output_tokens": stats.output_tokens,
-    }
+    counts = analyze_counts(stats)
     if stats.exhausted is not None:
         # Budget spent: state is saved and the next day's slots continue; not a fault.
         raise JobSkipped(str(stats.exhausted), counts)

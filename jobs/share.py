@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from jobs.registry import Counts, JobFailed, JobSkipped, stopping
+from jobs.registry import Counts, JobFailed, JobSkipped, analyze_counts, stopping
 from jobs.registry import _one_line as one_line
 from triage.context import Context
 from triage.db import claims
@@ -266,15 +266,7 @@ def analyze_unit(ctx: Context, c: Claim, guard: Guard) -> dict[str, Any]:
 
 def analyze_result(stats: Any) -> dict[str, Any]:
     """An analyze unit's result from classify.RunStats."""
-    result: dict[str, Any] = {
-        "planned": stats.planned,
-        "analysed": stats.analysed,
-        "needs_review": stats.reviews,
-        "pending": len(stats.failed),
-        "calls": stats.calls,
-        "input_tokens": stats.input_tokens,
-        "output_tokens": stats.output_tokens,
-    }
+    result: dict[str, Any] = dict(analyze_counts(stats))
     if stats.exhausted is not None:
         result["exhausted"] = str(stats.exhausted)
     elif stats.failed:
@@ -283,10 +275,16 @@ def analyze_result(stats: Any) -> dict[str, Any]:
 
 
 def total_analyze(results: list[dict[str, Any]], errors: list[str]) -> Counts:
-    keys = ("planned", "analysed", "needs_review", "pending", "calls")
+    keys = (
+        "planned",
+        "analysed",
+        "needs_review",
+        "pending",
+        "calls",
+        "input_tokens",
+        "output_tokens",
+    )
     counts = {k: sum(int(r.get(k, 0)) for r in results) for k in keys}
-    counts["input_tokens"] = sum(int(r.get("input_tokens", 0)) for r in results)
-    counts["output_tokens"] = sum(int(r.get("output_tokens", 0)) for r in results)
     exhausted = [r["exhausted"] for r in results if r.get("exhausted")]
     if exhausted:
         raise JobSkipped(str(exhausted[-1]), counts)
