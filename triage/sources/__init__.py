@@ -21,6 +21,9 @@ class SourceSpec:
     secret_env: tuple[str, ...]
     builders: Callable[[SourceDeps], list[SourceBuilder]]  # one per configured repo spec / tag
     doctor: str | None  # "module:function" taking the Context, imported when doctor runs it
+    # The one source a sync unit names after its kind (`owner/repo`, `site/tag`), for a replica
+    # that claimed it: built alone, with no `org/*` listing again.
+    named: Callable[[SourceDeps, str], Source]
 
 
 def github_sources(
@@ -43,17 +46,20 @@ def stackexchange_sources(deps: SourceDeps, tags: list[str], site: str) -> Seque
 
 
 def source_named(deps: SourceDeps, name: str) -> Source:
-    """The sync source a planned unit names (`github:owner/repo`, `stackexchange:site/tag`).
-
-    A replica sharing a run builds only the source it claimed: no `org/*` listing again.
-    """
+    """The sync source a planned unit names (`github:owner/repo`, `stackexchange:site/tag`)."""
     kind, _, rest = name.partition(":")
-    if kind == "github":
-        return github_sources(deps, [rest], conditional=True)[0]
-    if kind == "stackexchange":
-        site, _, tag = rest.rpartition("/")
-        return stackexchange_sources(deps, [tag], site)[0]
-    raise ValueError(f"no source kind {kind!r} (from {name!r})")
+    if kind not in SOURCES:
+        raise ValueError(f"no source kind {kind!r} (from {name!r})")
+    return SOURCES[kind].named(deps, rest)
+
+
+def _github_named(deps: SourceDeps, repo: str) -> Source:
+    return github_sources(deps, [repo], conditional=True)[0]
+
+
+def _stackexchange_named(deps: SourceDeps, site_tag: str) -> Source:
+    site, _, tag = site_tag.rpartition("/")
+    return stackexchange_sources(deps, [tag], site)[0]
 
 
 def _github_builders(deps: SourceDeps) -> list[SourceBuilder]:
@@ -86,6 +92,7 @@ SOURCES: dict[str, SourceSpec] = {
             ("GITHUB_TOKEN",),
             _github_builders,
             "triage.sources.github:doctor_check",
+            _github_named,
         ),
         SourceSpec(
             "stackexchange",
@@ -93,6 +100,7 @@ SOURCES: dict[str, SourceSpec] = {
             ("STACKEXCHANGE_KEY",),
             _stackexchange_builders,
             "triage.sources.stackexchange:doctor_check",
+            _stackexchange_named,
         ),
     )
 }
