@@ -7,19 +7,14 @@ reused by the other and unchanged text is never embedded twice.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Protocol
 
 import numpy as np
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from triage import boilerplate
 from triage.analysis import vectors
-from triage.db import store
-from triage.db.engine import transaction
-from triage.db.llm_calls import Budget, record_calls
-from triage.db.schema import Embedding
+from triage.analysis.item_vectors import ItemText, Maker, Ref, Templates, ensure, load_dense
+from triage.db.llm_calls import Budget
 from triage.providers.base import Embedder
 from triage.providers.calls import CallRecord
 from triage.providers.packing import estimate_tokens, trim_code_and_logs
@@ -90,44 +85,34 @@ def embedding_text(doc: Doc, body: str | None = None) -> str:
     return f"{doc.title}\n\n{trim_code_and_logs(text)}"[:EMBED_MAX_CHARS]
 
 
+def embed_maker(embedder: Vectoriser) -> Maker:
+    """Stored embeddings of items' text, one call per batch."""
+
+    def make(texts: list[ItemText]) -> tuple[list[bytes], list[CallRecord]]:
+        got, call = embedder.embed([embedding_text(t, t.stripped) for t in texts])
+        return [vectors.pack(v) for v in got], [call]
+
+    return make
+
+
 def embed_all(
-    sessions: sessionmaker[Session], docs: Sequence[Doc], embedder: Vectoriser, run: Counts
-) -> tuple[np.ndarray, list[datetime]]:
-    """Every doc's vector, embedding only new or changed text, and when each vector was made."""
-    with sessions() as session:
-        stored = {
-            e.item_key: e
-            for e in session.scalars(select(Embedding).where(Embedding.model == embedder.model))
-        }
-    vecs: dict[int, np.ndarray] = {}
-    made: dict[int, datetime] = {}
-    todo: list[int] = []
-    bodies = boilerplate.strip_by_scope([d.key for d in docs], [d.body for d in docs])
-    for row, doc in enumerate(docs):
-        e = stored.get(doc.key)
-        if e is not None and e.content_hash == doc.content_hash:
-            vecs[row], made[row] = vectors.unpack(e.vector), e.created_at
-            run.reused += 1
-        else:
-            todo.append(row)
-    for start in range(0, len(todo), EMBED_BATCH):
-        rows = todo[start : start + EMBED_BATCH]
-        got, call = embedder.embed([embedding_text(docs[r], bodies[r]) for r in rows])
-        now = store.utcnow()
-        with transaction(sessions) as session:  # each batch is kept even if a later one fails
-            record_calls(session, [call], now)
-            for r, vec in zip(rows, got, strict=True):
-                session.merge(
-                    Embedding(
-                        item_key=docs[r].key,
-                        model=embedder.model,
-                        content_hash=docs[r].content_hash,
-                        vector=vectors.pack(vec),
-                        created_at=now,
-                    )
-                )
-                vecs[r], made[r] = vec, now
-        run.embedded += len(rows)
-        run.calls += 1
-    order = range(len(docs))
-    return vectors.stack([vecs[r] for r in order]), [made[r] for r in order]
+    sessions: sessionmaker[Session],
+    refs: Sequence[Ref],
+    embedder: Vectoriser,
+    run: Counts,
+    templates: Templates | None = None,
+) -> np.ndarray:
+    """Every item's vector (rows in order, L2-normalised), embedding only new or changed text."""
+    got = ensure(
+        sessions,
+        refs,
+        embedder.model,
+        embed_maker(embedder),
+        templates or Templates(sessions),
+        batch=EMBED_BATCH,
+    )
+    run.embedded += got.made
+    run.reused += got.reused
+    run.calls += got.calls
+    matrix, _ = load_dense(sessions, [r.key for r in refs], embedder.model)
+    return matrix

@@ -205,6 +205,23 @@ class Embedding(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
+class Neighbour(Base):
+    """One of an open item's nearest other items, from the last duplicates run that searched it.
+
+    Kept per item so that a run searches only new or changed items (and those whose neighbours
+    changed or closed); the export's `related` shows the first three.
+    """
+
+    __tablename__ = "neighbours"
+
+    item_key: Mapped[str] = mapped_column(
+        ForeignKey("items.key", ondelete="CASCADE"), primary_key=True
+    )
+    rank: Mapped[int] = mapped_column(Integer, primary_key=True)
+    other_key: Mapped[str] = mapped_column(String(300), index=True)
+    similarity: Mapped[float] = mapped_column(Float)
+
+
 class Duplicate(Base):
     """A possible duplicate pair (key_a < key_b); never acted on automatically."""
 

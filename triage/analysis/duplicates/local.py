@@ -12,9 +12,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from triage import boilerplate
-from triage.analysis import phrases, vectors
-from triage.analysis.duplicates.model import Candidate, DupDoc, Judged, Link
+from triage.analysis import phrases, vectors, words
+from triage.analysis.duplicates.model import Candidate, Judged, Link
+from triage.analysis.item_vectors import ItemText
 
 # TF-IDF cosines run lower than embedding ones: candidates and neighbours start here.
 MIN_SIMILARITY = 0.15
@@ -28,48 +28,36 @@ MUTUAL_BONUS = 0.5
 MAX_CONFIDENCE = 0.95  # a word match is never certain
 
 
-def tfidf_space(docs: Sequence[DupDoc]) -> vectors.Tfidf:
-    bodies = boilerplate.strip_by_scope([d.key for d in docs], [d.body for d in docs])
-    texts = [
-        vectors.item_text(d.title, d.summary, body, keep_code=True)
-        for d, body in zip(docs, bodies, strict=True)
-    ]
-    return vectors.fit_tfidf(texts, ngrams=(1, 1))
-
-
-def nearest(matrix: vectors.Matrix, k: int) -> list[list[tuple[int, float]]]:
-    """Every row's k nearest other rows above MIN_SIMILARITY, nearest first."""
-    out: list[list[tuple[int, float]]] = [[] for _ in range(matrix.shape[0])]
-    for i, j, sim in vectors.neighbours(matrix, k, MIN_SIMILARITY):
-        out[i].append((j, sim))
-    for row in out:
-        row.sort(key=lambda js: -js[1])
+def shared_words(
+    matrix: vectors.Matrix, a: int, b: int, text_a: ItemText, text_b: ItemText, n: int = 4
+) -> list[str]:
+    """The words two rows have in common that weigh most in both (why they look alike); the
+    words are found in the two texts, the only ones read for the pair."""
+    both = matrix[a].multiply(matrix[b]).tocoo()
+    named_a = words.words_by_column([_written(text_a)])
+    named_b = words.words_by_column([_written(text_b)])
+    out: list[str] = []
+    for i in np.argsort(-both.data):
+        col = int(both.col[i])
+        if col in named_a and named_a[col] == named_b.get(col):
+            out.append(named_a[col])
+            if len(out) == n:
+                break
     return out
 
 
-def offline_candidates(
-    space: vectors.Tfidf, docs: Sequence[DupDoc], near: list[list[tuple[int, float]]]
-) -> list[Candidate]:
-    """One candidate per neighbour pair; `mutual` when each is the other's nearest by MARGIN."""
-    best = [row[0][0] if row else -1 for row in near]
-    runner_up = [row[1][1] if len(row) > 1 else 0.0 for row in near]
-    pairs: dict[tuple[int, int], float] = {}
-    for i, row in enumerate(near):
-        for j, sim in row:
-            a, b = (i, j) if docs[i].key < docs[j].key else (j, i)
-            pairs[(a, b)] = max(sim, pairs.get((a, b), 0.0))
-    out = []
-    for (a, b), sim in sorted(pairs.items(), key=lambda kv: -kv[1]):
-        mutual = best[a] == b and best[b] == a and sim - max(runner_up[a], runner_up[b]) >= MARGIN
-        shared = vectors.shared_terms(space, a, b)
-        out.append(Candidate(docs[a], docs[b], sim, shared, mutual=mutual))
-    return out
+def _written(text: ItemText) -> str:
+    return vectors.item_text(text.title, text.summary, text.stripped, keep_code=True)
+
+
+def confidence_of(similarity: float, mutual: bool) -> float:
+    """How likely a pair is one problem, from its similarity and whether it is mutual."""
+    bonus = MUTUAL_BONUS if mutual else 0.0
+    return round(float(np.clip(similarity + bonus, 0.0, MAX_CONFIDENCE)), 3)
 
 
 def confidence(c: Candidate) -> float:
-    """How likely a pair is one problem, from its similarity and whether it is mutual."""
-    bonus = MUTUAL_BONUS if c.mutual else 0.0
-    return round(float(np.clip(c.similarity + bonus, 0.0, MAX_CONFIDENCE)), 3)
+    return confidence_of(c.similarity, c.mutual)
 
 
 def judge_offline(pairs: list[Candidate]) -> Judged:

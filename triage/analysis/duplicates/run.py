@@ -1,8 +1,11 @@
 """Possible duplicates among open items of every source: nearest neighbours, then a judgement.
 
-Candidates come from vectors (a model's embeddings, stored per content hash so unchanged text
-is never embedded twice; offline, TF-IDF). A judge (a model, or offline the similarity itself)
-gives each candidate pair a confidence and a one-line reason. Pairs at or above
+Candidates come from vectors stored per content hash (a model's embeddings; offline, hashed
+word counts weighed by TF-IDF), so unchanged text is never read or embedded again. Each open
+item's nearest neighbours are kept (table `neighbours`): a run searches only items that are new
+or changed, or whose neighbours changed or closed, and older items take a new one into their
+lists when it comes closer. A judge (a model, or offline the similarity itself) gives each
+new candidate pair a confidence and a one-line reason; pairs at or above
 [themes] duplicate_min_confidence are stored once (key_a < key_b). Nothing is ever closed.
 """
 
@@ -12,11 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from triage.analysis import vectors
+from triage.analysis import item_vectors, nearest, words
 from triage.analysis.duplicates import llm, local
 from triage.analysis.duplicates.model import (
     OFFLINE_MODEL,
@@ -26,8 +30,8 @@ from triage.analysis.duplicates.model import (
     Judged,
     Link,
 )
-from triage.analysis.embeddings import ModelEmbedder, Vectoriser, embed_all
-from triage.analysis.summaries import summaries
+from triage.analysis.embeddings import EMBED_BATCH, ModelEmbedder, Vectoriser, embed_maker
+from triage.analysis.item_vectors import ItemRef, ItemText, Progress, Templates
 from triage.context import Context
 from triage.db import related, store
 from triage.db.engine import transaction
@@ -37,12 +41,16 @@ from triage.errors import ConfigError
 from triage.providers import PROVIDERS, offline
 from triage.providers.base import Embedder, JsonModel
 
+SPACE_CURSOR = "duplicates:space"  # which vectors the stored neighbours were found with
+JUDGE_CHUNK = 1000  # candidate pairs read, judged and stored at a time
+
 
 @dataclass
 class DuplicateRun:
     open_items: int = 0
     embedded: int = 0
     reused: int = 0
+    searched: int = 0  # items that looked for neighbours this run
     candidates: int = 0
     known: int = 0
     judged: int = 0
@@ -52,48 +60,13 @@ class DuplicateRun:
     links: list[Link] = field(default_factory=list)
 
 
-def open_docs(session: Session) -> list[DupDoc]:
-    items = list(
-        session.scalars(
-            select(Item)
-            .where(Item.state == "open", Item.is_pull_request.is_(False))
-            .order_by(Item.key)
-        )
+def open_refs(session: Session) -> list[ItemRef]:
+    rows = session.execute(
+        select(Item.key, Item.source, Item.content_hash, Item.created_at)
+        .where(Item.state == "open", Item.is_pull_request.is_(False))
+        .order_by(Item.key)
     )
-    sums = summaries(session, {i.key: i.content_hash for i in items})
-    return [
-        DupDoc(i.key, i.source, i.title, sums.get(i.key, ""), i.body or "", i.content_hash)
-        for i in items
-    ]
-
-
-# -- candidates and judgement --------------------------------------------------------------
-def candidates(
-    matrix: vectors.Matrix,
-    docs: Sequence[DupDoc],
-    k: int,
-    min_similarity: float,
-    rows: Sequence[int] | None = None,
-) -> list[Candidate]:
-    """Each (given) row's nearest neighbours above the threshold, one candidate per pair."""
-    pairs: dict[tuple[int, int], float] = {}
-    for i, j, sim in vectors.neighbours(matrix, k, min_similarity, rows=rows):
-        a, b = (i, j) if docs[i].key < docs[j].key else (j, i)
-        pairs[(a, b)] = max(sim, pairs.get((a, b), 0.0))
-    return [
-        Candidate(docs[a], docs[b], sim)
-        for (a, b), sim in sorted(pairs.items(), key=lambda kv: -kv[1])
-    ]
-
-
-def neighbour_keys(
-    matrix: vectors.Matrix, docs: Sequence[DupDoc], rows: Sequence[int] | None
-) -> dict[str, list[tuple[str, float]]]:
-    """The (given) rows' nearest neighbours by key, nearest first (export `related`)."""
-    out: dict[str, list[tuple[str, float]]] = {}
-    for i, j, sim in vectors.neighbours(matrix, related.PER_ITEM, 0.0, rows=rows):
-        out.setdefault(docs[i].key, []).append((docs[j].key, sim))
-    return {k: sorted(v, key=lambda ks: -ks[1]) for k, v in out.items()}
+    return [ItemRef(*row) for row in rows]
 
 
 def _insert(session: Session) -> postgresql.Insert | sqlite.Insert:
@@ -129,9 +102,105 @@ def save_links(
     return len(session.execute(stmt).all())
 
 
-def known_pairs(session: Session, keys: set[str]) -> set[tuple[str, str]]:
-    rows = session.execute(select(Duplicate.key_a, Duplicate.key_b))
-    return {(a, b) for a, b in rows if a in keys or b in keys}
+def known_pairs(session: Session) -> set[tuple[str, str]]:
+    return {(a, b) for a, b in session.execute(select(Duplicate.key_a, Duplicate.key_b))}
+
+
+# -- neighbours ----------------------------------------------------------------------------
+Lists = dict[int, list[tuple[int, float]]]
+
+
+@dataclass
+class Pair:
+    a: int  # rows, keys[a] < keys[b]
+    b: int
+    similarity: float
+    mutual: bool
+
+
+def _rows_to_search(
+    session: Session,
+    keys: Sequence[str],
+    made: np.ndarray,
+    last: datetime | None,
+) -> np.ndarray:
+    """Rows whose vector is new since the last complete run, or whose neighbours changed or
+    closed since; every row when there was none (or it used other vectors)."""
+    if last is None:
+        return np.arange(len(keys))
+    new = np.flatnonzero(made > np.datetime64(last, "us"))
+    stale = related.pointing_at(session, [keys[r] for r in new.tolist()])
+    stale |= related.pointing_at_closed(session)
+    position = {k: n for n, k in enumerate(keys)}
+    extra = [position[k] for k in stale if k in position]
+    return np.union1d(new, np.asarray(extra, dtype=np.int64)).astype(np.int64)
+
+
+def _update_lists(
+    session: Session, keys: Sequence[str], found: nearest.Found, searched: np.ndarray, k: int
+) -> tuple[Lists, set[int]]:
+    """The searched rows' new lists, the lists of the rows they found, and which of those
+    changed: an older item takes a new one in when it is nearer than its current k-th."""
+    position = {key: n for n, key in enumerate(keys)}
+    lists: Lists = {int(r): [] for r in searched}
+    for r, c, sim in zip(
+        found.rows.tolist(), found.cols.tolist(), found.sims.tolist(), strict=True
+    ):
+        lists[r].append((c, sim))
+    others = sorted({c for c in found.cols.tolist() if c not in lists})
+    stored = related.lists(session, [keys[c] for c in others])
+    for c in others:
+        kept = stored.get(keys[c], [])
+        lists[c] = [(position[o], sim) for o, sim in kept if o in position]
+    changed: set[int] = set()
+    searched_set = set(lists) - set(others)
+    for r, c, sim in zip(
+        found.rows.tolist(), found.cols.tolist(), found.sims.tolist(), strict=True
+    ):
+        if c in searched_set:
+            continue
+        near = [(o, s) for o, s in lists[c] if o != r]
+        if len(near) < k or sim > near[-1][1]:
+            near.append((r, sim))
+            near.sort(key=lambda os: -os[1])
+            lists[c] = near[:k]
+            changed.add(c)
+    return lists, changed
+
+
+def _pairs(
+    keys: Sequence[str], lists: Lists, searched: set[int], changed: set[int], floor: float
+) -> list[Pair]:
+    """Pairs with a searched row, best first; `mutual` when each is the other's clearly nearest
+    neighbour (local.MARGIN over either's runner-up)."""
+
+    def best(r: int) -> int:
+        return lists[r][0][0] if lists.get(r) else -1
+
+    def runner_up(r: int) -> float:
+        near = lists.get(r, [])
+        return near[1][1] if len(near) > 1 else 0.0
+
+    sims: dict[tuple[int, int], float] = {}
+    for r in sorted(searched | changed):
+        for c, sim in lists.get(r, []):
+            if r not in searched and c not in searched:
+                continue  # an old pair: judged when one of them was new
+            a, b = (r, c) if keys[r] < keys[c] else (c, r)
+            sims[(a, b)] = max(sim, sims.get((a, b), 0.0))
+    out = []
+    for (a, b), sim in sorted(sims.items(), key=lambda kv: (-kv[1], kv[0])):
+        if sim < floor:
+            continue
+        mutual = (
+            best(a) == b and best(b) == a and sim - max(runner_up(a), runner_up(b)) >= local.MARGIN
+        )
+        out.append(Pair(a, b, sim, mutual))
+    return out
+
+
+def _doc(text: ItemText) -> DupDoc:
+    return DupDoc(text.key, text.source, text.title, text.summary, text.body, text.content_hash)
 
 
 # -- the run -------------------------------------------------------------------------------
@@ -154,59 +223,138 @@ def run_duplicates(
     provider: str,
     model: str,
     embedder: Vectoriser | None = None,
+    progress: Progress | None = None,
 ) -> DuplicateRun:
     """Find, judge and store possible duplicates among open items."""
     run = DuplicateRun()
+    run_cursor = f"duplicates:{provider}:{model}"
     with sessions() as session:
-        docs = open_docs(session)
-        cursor = store.get_cursor(session, f"duplicates:{provider}:{model}")
-    run.open_items = len(docs)
-    if len(docs) < 2:
+        refs = open_refs(session)
+        cursor = store.get_cursor(session, run_cursor)
+        space_row = store.get_cursor(session, SPACE_CURSOR)
+    run.open_items = len(refs)
+    if len(refs) < 2:
         return run
-    rows: Sequence[int] | None = None
+    keys = [r.key for r in refs]
+    templates = Templates(sessions)
+    matrix: object
     if embedder is None:
-        space = local.tfidf_space(docs)
-        near = local.nearest(space.matrix, max(settings.neighbours, related.PER_ITEM))
-        found = local.offline_candidates(space, docs, near)
-        nearby = {
-            docs[i].key: [(docs[j].key, sim) for j, sim in row[: related.PER_ITEM]]
-            for i, row in enumerate(near)
-            if row
-        }
-        considered = store.utcnow()
+        space = f"{provider}:{item_vectors.WORDS_DUPLICATES}"
+        item_vectors.ensure(
+            sessions,
+            refs,
+            item_vectors.WORDS_DUPLICATES,
+            item_vectors.word_maker(item_vectors.WORDS_DUPLICATES),
+            templates,
+            progress=progress,
+        )
+        counted, made = item_vectors.load_words(sessions, keys, item_vectors.WORDS_DUPLICATES)
+        matrix = words.weigh(counted)
+        del counted
+        floor, candidate_floor = local.MIN_SIMILARITY, 0.0
     else:
-        matrix, made = embed_all(sessions, docs, embedder, run)
-        if cursor is not None and cursor.value:
-            # A pair of two items whose vectors took part in the last complete run was judged
-            # then: only items embedded since need neighbours (and a judge's time).
-            last = datetime.fromisoformat(cursor.value)
-            rows = [r for r, when in enumerate(made) if when > last]
-        # Every vector made up to now takes part in this run's candidates.
-        considered = store.utcnow()
-        found = candidates(matrix, docs, settings.neighbours, settings.min_similarity, rows)
-        nearby = neighbour_keys(matrix, docs, rows)
+        space = f"{provider}:{embedder.model}"
+        got = item_vectors.ensure(
+            sessions,
+            refs,
+            embedder.model,
+            embed_maker(embedder),
+            templates,
+            batch=EMBED_BATCH,
+            progress=progress,
+        )
+        run.embedded, run.reused, run.calls = got.made, got.reused, got.calls
+        matrix, made = item_vectors.load_dense(sessions, keys, embedder.model)
+        floor, candidate_floor = 0.0, settings.min_similarity
+    # Every vector made up to now takes part in this run.
+    considered = store.utcnow()
+    same_space = space_row is not None and space_row.value == space
+    last = (
+        datetime.fromisoformat(cursor.value)
+        if same_space and cursor is not None and cursor.value
+        else None
+    )
     with sessions() as session:
-        known = known_pairs(session, {d.key for d in docs})
-    todo = [c for c in found if (c.a.key, c.b.key) not in known]
-    run.candidates, run.known = len(found), len(found) - len(todo)
-    judged = judge(todo) if todo else Judged()
-    run.judged, run.failed = len(judged.links), judged.failed
-    keep = [link for link in judged.links if link.confidence >= settings.min_confidence]
-    now = store.utcnow()
+        rows = _rows_to_search(session, keys, made, last)
+    run.searched = len(rows)
+    k = max(settings.neighbours, related.PER_ITEM)
+
+    done = [0]
+
+    def searching(step: int) -> None:
+        done[0] += step
+        if progress:
+            progress("neighbours", done[0], len(rows))
+
+    found = nearest.search(matrix, k, floor, rows, searching)
     with transaction(sessions) as session:
-        run.linked = save_links(session, keep, provider, model, now)
-        related.save(session, nearby, [d.key for d in docs])
-        record_calls(session, judged.calls, now)
-        if not judged.failed:
-            store.set_cursor(session, f"duplicates:{provider}:{model}", considered.isoformat())
-    run.calls += len(judged.calls)
-    run.links = sorted(keep, key=lambda link: -link.confidence)
-    if judged.exhausted is not None:
-        raise judged.exhausted  # links found so far are stored; the rest waits for the budget
+        lists, changed = _update_lists(session, keys, found, rows, k)
+        searched = {int(r) for r in rows}
+        if last is None:
+            related.clear(session)
+        related.drop_not_open(session)
+        related.replace(
+            session,
+            {keys[r]: [(keys[c], sim) for c, sim in lists[r]] for r in searched | changed},
+            cleared=last is None,
+        )
+        store.set_cursor(session, SPACE_CURSOR, space)
+        known = known_pairs(session)
+    del found
+    every = _pairs(keys, lists, searched, changed, candidate_floor)
+    pairs = [p for p in every if (keys[p.a], keys[p.b]) not in known]
+    run.candidates, run.known = len(every), len(every) - len(pairs)
+    del every, known
+    if embedder is None:
+        # Offline the confidence is the similarity itself: only pairs that reach the threshold
+        # are read and explained.
+        pairs = [
+            p
+            for p in pairs
+            if local.confidence_of(p.similarity, p.mutual) >= settings.min_confidence
+        ]
+    failed, exhausted = 0, None
+    for start in range(0, len(pairs), JUDGE_CHUNK):
+        chunk = pairs[start : start + JUDGE_CHUNK]
+        texts = item_vectors.read_texts(
+            sessions, sorted({keys[r] for p in chunk for r in (p.a, p.b)}), templates
+        )
+        candidates = []
+        for p in chunk:
+            a, b = texts.get(keys[p.a]), texts.get(keys[p.b])
+            if a is None or b is None:
+                continue
+            shared = local.shared_words(matrix, p.a, p.b, a, b) if embedder is None else []
+            candidates.append(Candidate(_doc(a), _doc(b), p.similarity, shared, p.mutual))
+        judged = judge(candidates) if candidates else Judged()
+        run.judged += len(judged.links)
+        failed += judged.failed
+        keep = [link for link in judged.links if link.confidence >= settings.min_confidence]
+        now = store.utcnow()
+        with transaction(sessions) as session:
+            run.linked += save_links(session, keep, provider, model, now)
+            record_calls(session, judged.calls, now)
+        run.calls += len(judged.calls)
+        run.links += keep
+        if judged.exhausted is not None:
+            exhausted = judged.exhausted
+            failed += len(pairs) - start - len(chunk)
+            break
+        if progress:
+            progress("judging", min(start + JUDGE_CHUNK, len(pairs)), len(pairs))
+    run.failed = failed
+    if not failed and exhausted is None:
+        with transaction(sessions) as session:
+            store.set_cursor(session, run_cursor, considered.isoformat())
+    run.links.sort(key=lambda link: -link.confidence)
+    if exhausted is not None:
+        raise exhausted  # links found so far are stored; the rest waits for the budget
     return run
 
 
-def run_for_context(ctx: Context, provider: str | None = None) -> DuplicateRun:
+def run_for_context(
+    ctx: Context, provider: str | None = None, progress: Progress | None = None
+) -> DuplicateRun:
     """Run duplicates with the named provider (default: [llm] provider).
 
     A provider with a JSON model judges pairs found with its embeddings; one without a JSON
@@ -217,7 +365,7 @@ def run_for_context(ctx: Context, provider: str | None = None) -> DuplicateRun:
     settings = Settings.from_context(ctx)
     if not isinstance(chosen, JsonModel):
         return run_duplicates(
-            ctx.sessions, settings, local.judge_offline, chosen.name, OFFLINE_MODEL
+            ctx.sessions, settings, local.judge_offline, chosen.name, OFFLINE_MODEL, None, progress
         )
     if not isinstance(chosen, Embedder):
         setting = PROVIDERS[chosen.name].embed_setting
@@ -234,4 +382,6 @@ def run_for_context(ctx: Context, provider: str | None = None) -> DuplicateRun:
     budget = ctx.budget()  # one budget for embeddings and judgements
     judge = llm.judge_for(chosen, budget, ctx.config.llm)
     embedder = ModelEmbedder(chosen, budget)
-    return run_duplicates(ctx.sessions, settings, judge, chosen.name, chosen.model, embedder)
+    return run_duplicates(
+        ctx.sessions, settings, judge, chosen.name, chosen.model, embedder, progress
+    )
