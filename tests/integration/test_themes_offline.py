@@ -37,9 +37,7 @@ def add(sessions: sessionmaker[Session], items: Sequence[ItemIn]) -> None:
 
 
 def run(sessions: sessionmaker[Session], min_size: int = 2) -> th.ThemeRun:
-    def offline(docs: list[th.ThemeDoc], themes: list[th.ExistingTheme]) -> th.ThemePlan:
-        return themes_local.plan_local(docs, themes, min_size)
-
+    offline = themes_local.OfflineThemer(sessions, min_size)
     return th.run_themes(sessions, EPOCH, offline, "local", themes_local.MEMBERS_PER_THEME)
 
 

@@ -161,7 +161,7 @@ def ensure(
                 select(Embedding.item_key, Embedding.content_hash).where(Embedding.model == model)
             ).all()
         )
-    todo = [r for r in refs if stored.get(r.key) != r.content_hash]
+    todo = list({r.key: r for r in refs if stored.get(r.key) != r.content_hash}.values())
     del stored
     out = Made(reused=len(refs) - len(todo))
     for start in range(0, len(todo), READ_CHUNK):
@@ -204,17 +204,22 @@ def ensure(
 def stored(
     sessions: sessionmaker[Session], keys: Sequence[str], model: str
 ) -> Iterator[tuple[int, bytes, datetime]]:
-    """(position in `keys`, vector, when it was made) of every key that has one, streamed."""
-    position = {k: n for n, k in enumerate(keys)}
+    """(position in `keys`, vector, when it was made) of every key that has one, streamed; a
+    key given twice is yielded at both positions."""
+    position: dict[str, list[int]] = {}
+    for n, k in enumerate(keys):
+        position.setdefault(k, []).append(n)
+    unique = list(position)
     with sessions() as session:
-        for chunk in chunks(keys):
+        for chunk in chunks(unique):
             rows = session.execute(
                 select(Embedding.item_key, Embedding.vector, Embedding.created_at).where(
                     Embedding.model == model, Embedding.item_key.in_(list(chunk))
                 )
             )
             for key, blob, made in rows:
-                yield position[key], blob, made
+                for n in position[key]:
+                    yield n, blob, made
 
 
 def load_words(

@@ -95,10 +95,15 @@ def duplicates(ctx: typer.Context, provider: ProviderOpt = None) -> None:
 
     tctx = runtime(ctx).context()
     result = dups.run_for_context(tctx, provider)
+    embedded = (
+        f", {result.embedded} embedded ({result.reused} unchanged vectors reused)"
+        if result.embedded or result.reused
+        else ""
+    )
     console.print(
-        f"duplicates: {result.open_items} open items, {result.embedded} embedded"
-        f" ({result.reused} unchanged vectors reused), {result.candidates} candidate pairs,"
-        f" {result.judged} judged, {result.linked} new links"
+        f"duplicates: {result.open_items} open items, {result.searched} looked for neighbours"
+        f" (new, changed, or near ones that changed){embedded}, {result.candidates} candidate"
+        f" pairs, {result.judged} judged, {result.linked} new links"
         f" ({result.known} already linked)"
         + (f"; {result.calls} model calls" if result.calls else "")
         + (f"; {result.failed} pairs not judged, re-run to retry" if result.failed else "")

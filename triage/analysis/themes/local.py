@@ -9,15 +9,19 @@ unrelated reports below 0.15.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 from sklearn.preprocessing import normalize
+from sqlalchemy.orm import Session, sessionmaker
 
 from triage import boilerplate
-from triage.analysis import phrases, vectors
+from triage.analysis import item_vectors, phrases, vectors, words
+from triage.analysis.embeddings import Vectoriser, embed_all
+from triage.analysis.item_vectors import Ref, Templates
 from triage.analysis.themes.model import ExistingTheme, NewTheme, ThemeDoc, ThemePlan
 
 ASSIGN_SIMILARITY = 0.2  # an item joins a theme (existing or just found) this close to it
@@ -41,6 +45,7 @@ LINKAGE_MAX_ITEMS = 3000
 JOIN_FLOOR = 0.12
 STANDOUT = 4.5
 CENTRE_MIN_ITEMS = 10  # fewer embeddings than this say too little about their mean
+SIMILARITY_BLOCK = 2048  # rows compared with every theme at a time (bounded memory)
 
 
 def texts(docs: Sequence[ThemeDoc]) -> list[str]:
@@ -49,6 +54,59 @@ def texts(docs: Sequence[ThemeDoc]) -> list[str]:
     return [
         vectors.item_text(d.title, d.summary, body) for d, body in zip(docs, bodies, strict=True)
     ]
+
+
+@dataclass
+class Tally:
+    """Embeddings made and reused for offline themes ([themes] embedding_provider)."""
+
+    embedded: int = 0
+    reused: int = 0
+    calls: int = 0
+
+
+class OfflineThemer:
+    """Plans themes from stored word counts (and embeddings): of the items a run plans only
+    their text is read, to name new themes; existing themes are placed by their members'
+    stored vectors."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        min_cluster_size: int,
+        embedder: Vectoriser | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.min_cluster_size = min_cluster_size
+        self.embedder = embedder
+        self.templates = Templates(sessions)
+        self.tally = Tally()
+
+    def __call__(self, docs: list[ThemeDoc], themes: list[ExistingTheme]) -> ThemePlan:
+        refs: list[Ref] = [*docs, *(m for t in themes for m in t.members)]
+        model = item_vectors.WORDS_THEMES
+        item_vectors.ensure(
+            self.sessions, refs, model, item_vectors.word_maker(model), self.templates
+        )
+        counts, _ = item_vectors.load_words(self.sessions, [r.key for r in refs], model)
+        semantic = None
+        if self.embedder is not None:
+            semantic = embed_all(self.sessions, refs, self.embedder, self.tally, self.templates)
+        written = [
+            vectors.item_text(d.title, d.summary, self.templates.strip(d.key, d.body)) for d in docs
+        ]
+        return plan_local(docs, themes, self.min_cluster_size, semantic, counts, written)
+
+
+def best_of(x: vectors.Matrix, cents: vectors.Matrix) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's most similar centroid and that similarity, a block of rows at a time."""
+    best = np.zeros(x.shape[0], dtype=np.int64)
+    sim = np.zeros(x.shape[0], dtype=np.float32)
+    for start in range(0, x.shape[0], SIMILARITY_BLOCK):
+        sims = vectors.similarities(x[start : start + SIMILARITY_BLOCK], cents)
+        best[start : start + len(sims)] = sims.argmax(axis=1)
+        sim[start : start + len(sims)] = sims.max(axis=1)
+    return best, sim
 
 
 def linkage_clusters(matrix: vectors.Matrix, threshold: float) -> list[list[int]]:
@@ -199,19 +257,26 @@ def plan_local(
     themes: list[ExistingTheme],
     min_cluster_size: int,
     semantic: np.ndarray | None = None,
+    counts: sparse.csr_matrix | None = None,
+    written: list[str] | None = None,
 ) -> ThemePlan:
     """Join items to the nearest existing theme, cluster the rest, merge themes that converged.
 
-    `semantic`: optional embeddings of `docs` followed by the themes' members, in that order;
-    items are then placed by the mean of word and embedding similarity (names stay words).
+    `counts`: word counts (triage.analysis.words) of `docs` followed by the themes' members,
+    in that order; counted from the docs' text when there are no members. `semantic`: optional
+    embeddings in the same order; items are then placed by the mean of word and embedding
+    similarity (names stay words). `written`: the docs' text without templates (for names).
     """
     members = [(t, m) for t in themes for m in t.members]
-    all_docs = docs + [m for _, m in members]
-    written = texts(all_docs)
+    if written is None:
+        written = texts(docs)
+    if counts is None:
+        if members:
+            raise ValueError("the word counts of existing themes' members are needed")
+        counts = words.counts(written)
     # Words place items (bigrams spread one problem's wording too thin); phrases name themes.
-    space = vectors.fit_tfidf(written, ngrams=(1, 1))
     phrases = vectors.fit_tfidf(written)
-    placed = with_embeddings(space.matrix, semantic)
+    placed = with_embeddings(words.weigh(counts), semantic)
     n = len(docs)
     x = placed[:n]
     groups: list[list[int]] = [[] for _ in themes]
@@ -221,11 +286,10 @@ def plan_local(
     plan = ThemePlan()
     free = list(range(n))
     if themes:
-        sims = vectors.similarities(x, vectors.centroids(placed, groups))
-        best = sims.argmax(axis=1)
+        best, near = best_of(x, vectors.centroids(placed, groups))
         free = []
         for i in range(n):
-            if sims[i, best[i]] >= ASSIGN_SIMILARITY:
+            if near[i] >= ASSIGN_SIMILARITY:
                 plan.assign[docs[i].key] = themes[best[i]].id
                 groups[best[i]].append(i)
             else:
@@ -233,7 +297,7 @@ def plan_local(
     found = [[free[r] for r in c] for c in cluster(x[free])]
     clusters = [c for c in refine(x, found, free, min_cluster_size) if len(c) >= min_cluster_size]
     for rows in clusters:
-        new = _name(phrases, rows, all_docs)
+        new = _name(phrases, rows, docs)
         new.ref = f"new-{len(plan.new) + 1}"
         plan.new.append(new)
         for r in rows:
@@ -258,14 +322,16 @@ def _merges(
         return []
     cents = vectors.centroids(placed, groups)
     idx = [g for g, t in enumerate(themes) if t.id in changed and groups[g]]
-    sims = vectors.similarities(cents[idx], cents) if idx else np.zeros((0, 0))
     merges: list[tuple[int, int]] = []
     gone: set[int] = set()
     for r, g in enumerate(idx):
-        for h in np.argsort(-sims[r]):
+        if r % SIMILARITY_BLOCK == 0:
+            sims = vectors.similarities(cents[idx[r : r + SIMILARITY_BLOCK]], cents)
+        row = sims[r % SIMILARITY_BLOCK]
+        for h in np.argsort(-row):
             if h == g or not groups[h]:
                 continue
-            if sims[r, h] < MERGE_SIMILARITY:
+            if row[h] < MERGE_SIMILARITY:
                 break
             a, b = themes[g].id, themes[h].id
             young, old = max(a, b), min(a, b)

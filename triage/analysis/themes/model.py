@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from triage.analysis.item_vectors import ItemRef
 from triage.errors import TriageError
 from triage.providers.calls import CallRecord
 
@@ -28,14 +29,14 @@ class ThemeDoc:
 
 @dataclass
 class ExistingTheme:
-    """A live (not merged) theme with a sample of its most recent members."""
+    """A live (not merged) theme with its most recent members (their vectors place it)."""
 
     id: int
     title: str
     description: str
     terms: list[str]
     created_at: datetime
-    members: list[ThemeDoc] = field(default_factory=list)
+    members: list[ItemRef] = field(default_factory=list)
     size: int = 0
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from triage.analysis.item_vectors import ItemRef, Progress
 from triage.analysis.summaries import summaries
 from triage.analysis.themes.model import ExistingTheme, ThemeDoc, ThemePlan, Themer
 from triage.context import Context
@@ -35,6 +36,10 @@ if TYPE_CHECKING:
     from triage.analysis.embeddings import ModelEmbedder
 
 LEFTOVER_CURSOR = "themes:leftover"
+PLAN_CHUNK = 5000  # items planned at a time
+REVISIT = 2000  # waiting items (that fit no theme yet) looked at again beside new ones
+MEMBER_ROWS = 20_000  # members placing existing themes, in all
+MIN_MEMBERS = 3
 
 
 @dataclass
@@ -73,10 +78,10 @@ def _docs(session: Session, items: Sequence[Item]) -> list[ThemeDoc]:
     ]
 
 
-def pending_docs(session: Session, since: datetime) -> list[ThemeDoc]:
-    """Items active since `since` that have no theme for their current text."""
+def pending_refs(session: Session, since: datetime) -> list[ItemRef]:
+    """Items active since `since` that have no theme for their current text, oldest first."""
     stmt = (
-        select(Item)
+        select(Item.key, Item.source, Item.content_hash, Item.created_at)
         .outerjoin(ThemeItem, ThemeItem.item_key == Item.key)
         .where(
             Item.updated_at >= since,
@@ -85,11 +90,24 @@ def pending_docs(session: Session, since: datetime) -> list[ThemeDoc]:
         )
         .order_by(Item.created_at, Item.key)
     )
-    return _docs(session, list(session.scalars(stmt)))
+    return [ItemRef(*row) for row in session.execute(stmt)]
+
+
+def read_docs(session: Session, keys: Sequence[str]) -> list[ThemeDoc]:
+    """These items as a themer sees them, in the order given."""
+    found: dict[str, Item] = {}
+    for start in range(0, len(keys), 900):
+        chunk = list(keys[start : start + 900])
+        found.update((i.key, i) for i in session.scalars(select(Item).where(Item.key.in_(chunk))))
+    return _docs(session, [found[k] for k in keys if k in found])
 
 
 def live_themes(session: Session, members_per_theme: int = 0) -> list[ExistingTheme]:
-    """Every theme not merged away, oldest first, with up to N of its newest members."""
+    """Every theme not merged away, oldest first, with up to N of its newest members.
+
+    With many themes each gets fewer members (MEMBER_ROWS in all, at least MIN_MEMBERS each),
+    so the vectors a run holds for them stay bounded however many themes there are.
+    """
     themes = {
         t.id: ExistingTheme(t.id, t.title, t.description, list(t.terms or []), t.created_at)
         for t in session.scalars(
@@ -102,6 +120,9 @@ def live_themes(session: Session, members_per_theme: int = 0) -> list[ExistingTh
         if tid in themes:
             themes[tid].size = n
     if members_per_theme and themes:
+        members_per_theme = min(
+            members_per_theme, max(MIN_MEMBERS, MEMBER_ROWS // max(len(themes), 1))
+        )
         rank = (
             func.row_number()
             .over(
@@ -111,18 +132,31 @@ def live_themes(session: Session, members_per_theme: int = 0) -> list[ExistingTh
             .label("rank")
         )
         ranked = (
-            select(ThemeItem.theme_id, Item.key, rank)
+            select(
+                ThemeItem.theme_id,
+                Item.key,
+                Item.source,
+                Item.content_hash,
+                Item.created_at,
+                rank,
+            )
             .join(Item, Item.key == ThemeItem.item_key)
             .subquery()
         )
         picked = session.execute(
-            select(ranked.c.theme_id, ranked.c.key).where(ranked.c.rank <= members_per_theme)
-        ).all()
-        owner = {key: tid for tid, key in picked}
-        items = list(store.iter_items(session, keys=list(owner)))
-        for doc in _docs(session, items):
-            if owner[doc.key] in themes:
-                themes[owner[doc.key]].members.append(doc)
+            select(
+                ranked.c.theme_id,
+                ranked.c.key,
+                ranked.c.source,
+                ranked.c.content_hash,
+                ranked.c.created_at,
+            )
+            .where(ranked.c.rank <= members_per_theme)
+            .order_by(ranked.c.theme_id, ranked.c.key)
+        )
+        for tid, key, source, chash, created in picked:
+            if tid in themes:
+                themes[tid].members.append(ItemRef(key, source, chash, created))
     return list(themes.values())
 
 
@@ -196,43 +230,67 @@ def apply_plan(
 
 
 # -- the run -------------------------------------------------------------------------------
+def _add(total: ThemeRun, part: ThemeRun) -> None:
+    for name in ("assigned", "joined_existing", "new_themes", "merged", "rejected"):
+        setattr(total, name, getattr(total, name) + getattr(part, name))
+    total.calls += part.calls
+    total.input_tokens += part.input_tokens
+
+
 def run_themes(
     sessions: sessionmaker[Session],
     since: datetime,
     themer: Themer,
     provider: str,
     members_per_theme: int = 0,
+    progress: Progress | None = None,
 ) -> ThemeRun:
-    """Theme every item active since `since` that lacks a theme for its current text."""
+    """Theme every item active since `since` that lacks a theme for its current text.
+
+    Items that fit no theme last time wait (cursor LEFTOVER_CURSOR); only something new can
+    change that, so a run with nothing new spares the work, and otherwise the newest REVISIT
+    of them are looked at again beside the new ones. Planned PLAN_CHUNK items at a time, each
+    chunk stored before the next: memory stays bounded and an interruption keeps what was done.
+    """
     now = store.utcnow()
-    with transaction(sessions) as session:
-        docs = pending_docs(session, since)
-        leftover = store.get_cursor(session, LEFTOVER_CURSOR)
-        known = (leftover.state if leftover else {}) or {}
-        if (
-            docs
-            and known.get("provider") == provider
-            and all(known.get("items", {}).get(d.key) == d.content_hash for d in docs)
-        ):
-            # Every pending item was looked at last time and fitted no theme; only something
-            # new can change that, so spare the model call.
-            return ThemeRun(pending=len(docs), left_over=len(docs), skipped=True)
-        themes = live_themes(session, members_per_theme) if docs else []
-    if not docs:
+    with sessions() as session:
+        pending = pending_refs(session, since)
+        row = store.get_cursor(session, LEFTOVER_CURSOR)
+    if not pending:
         return ThemeRun()
-    plan = themer(docs, themes)
-    by_key = {d.key: d for d in docs}
-    with transaction(sessions) as session:
-        result = apply_plan(session, plan, by_key, provider, now)
-        left = {
-            d.key: d.content_hash
-            for d in docs
-            if d.key not in plan.assign and d.key not in plan.failed
-        }
-        store.set_cursor(session, LEFTOVER_CURSOR, None, {"provider": provider, "items": left})
-    result.pending, result.left_over, result.failed = len(docs), len(left), len(plan.failed)
-    if plan.exhausted is not None:
-        raise plan.exhausted  # after saving what was planned: the rest waits for the budget
+    state = (row.state if row else {}) or {}
+    waiting: dict[str, str] = state.get("items", {}) if state.get("provider") == provider else {}
+    new = [r for r in pending if waiting.get(r.key) != r.content_hash]
+    old = [r for r in pending if waiting.get(r.key) == r.content_hash]
+    del waiting
+    if not new:
+        return ThemeRun(pending=len(pending), left_over=len(pending), skipped=True)
+    work = sorted(new + old[-REVISIT:], key=lambda r: (r.created_at, r.key))
+    left = {r.key: r.content_hash for r in old}
+    result = ThemeRun(pending=len(pending))
+    done = 0
+    for start in range(0, len(work), PLAN_CHUNK):
+        chunk = work[start : start + PLAN_CHUNK]
+        with sessions() as session:
+            docs = read_docs(session, [r.key for r in chunk])
+            themes = live_themes(session, members_per_theme)
+        plan = themer(docs, themes)
+        with transaction(sessions) as session:
+            part = apply_plan(session, plan, {d.key: d for d in docs}, provider, now)
+            for d in docs:
+                if d.key in plan.assign or d.key in plan.failed:
+                    left.pop(d.key, None)
+                else:
+                    left[d.key] = d.content_hash
+            store.set_cursor(session, LEFTOVER_CURSOR, None, {"provider": provider, "items": left})
+        _add(result, part)
+        result.failed += len(plan.failed)
+        result.left_over = len(left)
+        if plan.exhausted is not None:
+            raise plan.exhausted  # after saving what was planned: the rest waits for the budget
+        done += len(chunk)
+        if progress:
+            progress("themes", done, len(work))
     return result
 
 
@@ -269,34 +327,28 @@ def live_theme_id(session: Session, theme_id: int) -> int:
     return current
 
 
-def run_for_context(ctx: Context, since: datetime, provider: str | None = None) -> ThemeRun:
+def run_for_context(
+    ctx: Context, since: datetime, provider: str | None = None, progress: Progress | None = None
+) -> ThemeRun:
     """Run themes with the named provider (default: [llm] provider).
 
     A provider with a JSON model plans with it; one without (local) themes offline, placing
     items by words and, when [themes] embedding_provider names a provider that embeds, by
     that provider's embeddings too.
     """
-    from triage.analysis import embeddings  # numpy/scikit-learn: only when themes run
-    from triage.analysis.themes import llm, local
+    from triage.analysis.themes import llm, local  # numpy/scikit-learn: only when themes run
 
     chosen = ctx.provider(provider)
     if isinstance(chosen, JsonModel):
         themer = llm.themer_for(chosen, ctx.budget(), ctx.config)
-        return run_themes(ctx.sessions, since, themer, chosen.name)
+        return run_themes(ctx.sessions, since, themer, chosen.name, progress=progress)
     size = ctx.config.themes.min_cluster_size
-    embedder = offline_embedder(ctx)
-    tally = ThemeRun()
-
-    def offline(docs: list[ThemeDoc], themes: list[ExistingTheme]) -> ThemePlan:
-        semantic = None
-        if embedder is not None:
-            every = docs + [m for t in themes for m in t.members]
-            semantic, _ = embeddings.embed_all(ctx.sessions, every, embedder, tally)
-        return local.plan_local(docs, themes, size, semantic)
-
-    result = run_themes(ctx.sessions, since, offline, chosen.name, local.MEMBERS_PER_THEME)
-    result.embedded, result.reused = tally.embedded, tally.reused
-    result.calls += tally.calls
+    offline = local.OfflineThemer(ctx.sessions, size, offline_embedder(ctx))
+    result = run_themes(
+        ctx.sessions, since, offline, chosen.name, local.MEMBERS_PER_THEME, progress
+    )
+    result.embedded, result.reused = offline.tally.embedded, offline.tally.reused
+    result.calls += offline.tally.calls
     return result
 
 
