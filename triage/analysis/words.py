@@ -10,7 +10,7 @@ The words behind a column are found again only for the few pairs or themes that 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -95,15 +95,19 @@ def weigh(tf: sparse.csr_matrix, weights: np.ndarray | None = None) -> sparse.cs
     return sparse.csr_matrix(normalize(out), dtype=np.float32)
 
 
-def words_by_column(texts: Iterable[str]) -> dict[int, str]:
-    """The word behind each column these texts use (for saying what two reports share)."""
+def words_by_column(texts: Sequence[str]) -> list[dict[int, str]]:
+    """For each text, the word behind each column it uses (for saying what two reports share).
+
+    Every distinct word of all the texts is hashed once."""
     analyse = _hasher().build_analyzer()
-    tokens = sorted({t for text in texts for t in analyse(text)})
+    said = [set(analyse(text)) for text in texts]
+    tokens = sorted(set().union(*said)) if said else []
     if not tokens:
-        return {}
+        return [{} for _ in texts]
     hashed = sparse.csr_matrix(_hasher().transform(tokens))  # each token alone: its column
-    out: dict[int, str] = {}
+    column: dict[str, int] = {}
     for row, token in enumerate(tokens):
-        for col in hashed.indices[hashed.indptr[row] : hashed.indptr[row + 1]]:
-            out.setdefault(int(col), token)
-    return out
+        cols = hashed.indices[hashed.indptr[row] : hashed.indptr[row + 1]]
+        if len(cols):
+            column[token] = int(cols[0])
+    return [{column[t]: t for t in sorted(words) if t in column} for words in said]

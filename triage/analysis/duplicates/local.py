@@ -29,16 +29,24 @@ MAX_CONFIDENCE = 0.95  # a word match is never certain
 
 
 def shared_words(
-    matrix: vectors.Matrix, a: int, b: int, text_a: ItemText, text_b: ItemText, n: int = 4
+    matrix: vectors.Matrix,
+    a: int,
+    b: int,
+    named_a: dict[int, str],
+    named_b: dict[int, str],
+    n: int = 4,
 ) -> list[str]:
-    """The words two rows have in common that weigh most in both (why they look alike); the
-    words are found in the two texts, the only ones read for the pair."""
-    both = matrix[a].multiply(matrix[b]).tocoo()
-    named_a = words.words_by_column([_written(text_a)])
-    named_b = words.words_by_column([_written(text_b)])
+    """The words two rows have in common that weigh most in both (why they look alike).
+
+    `named_*`: the word behind each column of either text (words_in), the only text read for
+    the pair."""
+    ptr, cols, vals = matrix.indptr, matrix.indices, matrix.data
+    ca, va = cols[ptr[a] : ptr[a + 1]], vals[ptr[a] : ptr[a + 1]]
+    cb, vb = cols[ptr[b] : ptr[b + 1]], vals[ptr[b] : ptr[b + 1]]
+    common, ia, ib = np.intersect1d(ca, cb, assume_unique=True, return_indices=True)
     out: list[str] = []
-    for i in np.argsort(-both.data):
-        col = int(both.col[i])
+    for i in np.argsort(-(va[ia] * vb[ib])):
+        col = int(common[i])
         if col in named_a and named_a[col] == named_b.get(col):
             out.append(named_a[col])
             if len(out) == n:
@@ -46,8 +54,10 @@ def shared_words(
     return out
 
 
-def _written(text: ItemText) -> str:
-    return vectors.item_text(text.title, text.summary, text.stripped, keep_code=True)
+def words_in(texts: Sequence[ItemText]) -> dict[str, dict[int, str]]:
+    """Per item, the word behind each column of its text as duplicates count it."""
+    written = [vectors.item_text(t.title, t.summary, t.stripped, keep_code=True) for t in texts]
+    return {t.key: named for t, named in zip(texts, words.words_by_column(written), strict=True)}
 
 
 def confidence_of(similarity: float, mutual: bool) -> float:

@@ -95,11 +95,12 @@ def save_links(
     ]
     stmt = (
         _insert(session)
-        .values(rows)
         .on_conflict_do_nothing(index_elements=["key_a", "key_b"])
         .returning(Duplicate.id)  # rowcount is not reliable for multi-row inserts everywhere
     )
-    return len(session.execute(stmt).all())
+    # Rows given apart from the statement: SQLAlchemy sends them in batches that stay under
+    # the database's limit on bound parameters (SQLite's is 32,766).
+    return len(session.execute(stmt, rows).all())
 
 
 def known_pairs(session: Session) -> set[tuple[str, str]]:
@@ -319,12 +320,17 @@ def run_duplicates(
         texts = item_vectors.read_texts(
             sessions, sorted({keys[r] for p in chunk for r in (p.a, p.b)}), templates
         )
+        named = local.words_in(list(texts.values())) if embedder is None else {}
         candidates = []
         for p in chunk:
             a, b = texts.get(keys[p.a]), texts.get(keys[p.b])
             if a is None or b is None:
                 continue
-            shared = local.shared_words(matrix, p.a, p.b, a, b) if embedder is None else []
+            shared = (
+                local.shared_words(matrix, p.a, p.b, named[a.key], named[b.key])
+                if embedder is None
+                else []
+            )
             candidates.append(Candidate(_doc(a), _doc(b), p.similarity, shared, p.mutual))
         judged = judge(candidates) if candidates else Judged()
         run.judged += len(judged.links)
