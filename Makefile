@@ -38,6 +38,7 @@ bench: install
 	$(BIN)/python bench/llm_cost.py
 	$(BIN)/python bench/themes.py
 	$(BIN)/python bench/duplicates.py
+	$(BIN)/python bench/scale.py --items 5000
 	$(BIN)/python bench/local_quality.py --seeds 1
 
 # The README's picture of an HTML digest made from the test fakes (needs Chromium).
