@@ -422,6 +422,9 @@ def run_mode(
     here.mkdir(parents=True, exist_ok=True)
     db = here / "triage.db"
     shutil.copyfile(cached, db)
+    engine = make_engine(f"sqlite:///{db}")
+    migrate.upgrade(engine)  # a database cached by an older version (`triage db upgrade`)
+    engine.dispose()
     config = here / "triage.toml"
     write_config(config, db, window_days(db), plan.fake if mode == "embeddings" else None)
     print(f"{mode}: {n:,} items ({db})", flush=True)
