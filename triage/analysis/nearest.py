@@ -68,13 +68,15 @@ def search(
     floor: float,
     rows: Sequence[int] | np.ndarray | None = None,
     progress: Progress | None = None,
+    exact_pairs: int = EXACT_PAIRS,
 ) -> Found:
-    """Each query row's (default: every row's) `k` nearest other rows at `floor` or above."""
+    """Each query row's (default: every row's) `k` nearest other rows at `floor` or above;
+    narrowed first when there are more than `exact_pairs` queries x rows."""
     n = matrix.shape[0]
     queries = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
     if n < 2 or k <= 0 or len(queries) == 0:
         return Found.empty()
-    if len(queries) * n <= EXACT_PAIRS:
+    if len(queries) * n <= exact_pairs:
         return _exact(matrix, queries, k, floor, progress)
     if sparse.issparse(matrix):
         return _by_heavy_words(sparse.csr_matrix(matrix), queries, k, floor, progress)

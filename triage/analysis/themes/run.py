@@ -244,13 +244,15 @@ def run_themes(
     provider: str,
     members_per_theme: int = 0,
     progress: Progress | None = None,
+    chunk_size: int = PLAN_CHUNK,
 ) -> ThemeRun:
     """Theme every item active since `since` that lacks a theme for its current text.
 
     Items that fit no theme last time wait (cursor LEFTOVER_CURSOR); only something new can
     change that, so a run with nothing new spares the work, and otherwise the newest REVISIT
-    of them are looked at again beside the new ones. Planned PLAN_CHUNK items at a time, each
-    chunk stored before the next: memory stays bounded and an interruption keeps what was done.
+    of them are looked at again beside the new ones. New items are planned `chunk_size` at a
+    time, each part stored before the next: memory stays bounded and an interruption keeps
+    what was done.
     """
     now = store.utcnow()
     with sessions() as session:
@@ -265,12 +267,16 @@ def run_themes(
     del waiting
     if not new:
         return ThemeRun(pending=len(pending), left_over=len(pending), skipped=True)
-    work = sorted(new + old[-REVISIT:], key=lambda r: (r.created_at, r.key))
     left = {r.key: r.content_hash for r in old}
     result = ThemeRun(pending=len(pending))
+    # Items of a part that fit no theme are carried into the next part (the newest REVISIT),
+    # where a report of the same problem may have arrived; the first part carries the newest
+    # of those that were waiting before this run.
+    carry: list[ItemRef] = old[-REVISIT:]
     done = 0
-    for start in range(0, len(work), PLAN_CHUNK):
-        chunk = work[start : start + PLAN_CHUNK]
+    for start in range(0, len(new), chunk_size):
+        fresh = new[start : start + chunk_size]
+        chunk = sorted(carry + fresh, key=lambda r: (r.created_at, r.key))
         with sessions() as session:
             docs = read_docs(session, [r.key for r in chunk])
             themes = live_themes(session, members_per_theme)
@@ -283,14 +289,15 @@ def run_themes(
                 else:
                     left[d.key] = d.content_hash
             store.set_cursor(session, LEFTOVER_CURSOR, None, {"provider": provider, "items": left})
+        carry = [r for r in chunk if r.key in left][-REVISIT:]
         _add(result, part)
         result.failed += len(plan.failed)
         result.left_over = len(left)
         if plan.exhausted is not None:
             raise plan.exhausted  # after saving what was planned: the rest waits for the budget
-        done += len(chunk)
+        done += len(fresh)
         if progress:
-            progress("themes", done, len(work))
+            progress("themes", done, len(new))
     return result
 
 
