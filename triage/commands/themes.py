@@ -10,8 +10,10 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy import select
 
+from jobs import runs
 from triage.analysis.themes import run as th
 from triage.commands.common import console, runtime
+from triage.commands.recorded import recorded
 from triage.context import Context
 from triage.db import store
 from triage.db.schema import Theme
@@ -39,7 +41,12 @@ def themes(
     spec = window or tctx.config.themes.window
     length = parse_window(spec)
     since = store.utcnow() - length
-    result = th.run_for_context(tctx, since, provider)
+    tctx.provider(provider)  # an unknown provider is a usage error, not a failed run
+    with recorded(tctx, "themes") as rec:
+        result = th.run_for_context(tctx, since, provider)
+        rec.counts = runs.counts_of(result)
+        if result.failed:
+            rec.failed = f"{result.failed} items not themed (a model call failed)"
     if result.pending == 0:
         with tctx.sessions() as session:
             empty = not active_since(session, since)
@@ -94,7 +101,12 @@ def duplicates(ctx: typer.Context, provider: ProviderOpt = None) -> None:
     from triage.analysis.duplicates import run as dups  # numpy/scikit-learn: only when used
 
     tctx = runtime(ctx).context()
-    result = dups.run_for_context(tctx, provider)
+    tctx.provider(provider)  # an unknown provider is a usage error, not a failed run
+    with recorded(tctx, "duplicates") as rec:
+        result = dups.run_for_context(tctx, provider)
+        rec.counts = runs.counts_of(result)
+        if result.failed:
+            rec.failed = f"{result.failed} candidate pairs could not be judged"
     console.print(
         f"duplicates: {result.open_items} open items, {result.embedded} embedded"
         f" ({result.reused} unchanged vectors reused), {result.candidates} candidate pairs,"
