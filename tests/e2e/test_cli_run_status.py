@@ -197,3 +197,15 @@ def test_duplicates_say_how_many_items_looked_for_neighbours_when_the_run_counte
         "duplicates: 200,000 open items, 1,000 looked for neighbours, 3,400 candidate pairs,"
         " 12 new links (took "
     )
+
+
+def test_a_daemon_run_is_summed_up_the_same_way(workdir: Path) -> None:
+    r = run_triage("run", "--once", "--only", "duplicates", cwd=workdir, env=WIDE)
+    assert r.returncode == 0, r.stderr
+    run = status_json(workdir)["duplicates"]
+    assert run["outcome"] == "ok" and not run["replica"].startswith("cli:")
+    assert run["counts"]["open_items"] == 17 and run["took_seconds"] is not None
+    [line] = [x for x in status(workdir).splitlines() if x.startswith("duplicates:")]
+    assert re.fullmatch(
+        r"duplicates: 17 open items, \d+ candidate pairs, \d+ new links \(took \d+\.\d s\)", line
+    ), line
