@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from jobs import runs, schedule
+from jobs import runs
 from jobs.registry import one_line
 from triage.context import Context
 from triage.db.store import utcnow
@@ -38,6 +38,8 @@ def replica() -> str:
 @contextmanager
 def recorded(ctx: Context, job: str) -> Iterator[Recording]:
     """Record the run of `job` that the block does: ok, failed, skipped, or interrupted (Ctrl-C)."""
+    from jobs import schedule  # apscheduler: only when a run is recorded, so the CLI starts light
+
     slot = "cli@" + schedule.slot_name(utcnow())
     run_id = runs.start(ctx.sessions, job, slot, replica())
     rec = Recording()
