@@ -67,7 +67,9 @@ def main() -> None:
         with transaction(sessions) as s:
             store.upsert_items(s, [as_item(n, i) for n, i in enumerate(dev.items)])
         # Every pair is kept (confidence 0) so the other thresholds can be read off one run.
-        settings = dups.Settings(defaults.duplicate_neighbours, defaults.duplicate_min_similarity, 0)
+        settings = dups.Settings(
+            defaults.duplicate_neighbours, defaults.duplicate_min_similarity, 0
+        )
         dups.run_duplicates(sessions, settings, local.judge_offline, "local", "tfidf")
         with sessions() as s:
             links = list(s.scalars(select(Duplicate)))

@@ -25,11 +25,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from jobs import locks, runs, schedule, share, slots
 from jobs.health import HealthServer, Snapshot
-from jobs.registry import JobFailed, JobSkipped, JobSpec, request_stop, schedule_for
+from jobs.registry import JobFailed, JobSkipped, JobSpec, one_line, request_stop, schedule_for
 from triage.context import Context
 from triage.db.store import utcnow
-from triage.errors import BudgetExhausted, TriageError
-from triage.logs import get_logger, redact
+from triage.errors import BudgetExhausted
+from triage.logs import get_logger
 
 log = get_logger("triage.daemon")
 
@@ -51,14 +51,6 @@ class Metrics:
     runs: Counter[tuple[str, str]] = field(default_factory=Counter)
     last_success: dict[str, float] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
-
-
-def one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    text = lines[0] if lines else ""
-    if not isinstance(exc, TriageError | JobFailed | JobSkipped):
-        text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    return redact(text)
 
 
 class Daemon:

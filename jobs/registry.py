@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
+from jobs import runs
 from triage.context import Context
 from triage.errors import TriageError
-from triage.logs import get_logger
+from triage.logs import get_logger, redact
 
 if TYPE_CHECKING:  # classify is imported when a job runs, so the CLI starts light
     from triage.analysis.classify import RunStats
@@ -84,7 +85,7 @@ def sync(ctx: Context) -> Counts:
         try:
             sources = build()
         except Exception as exc:
-            errors.append(f"{label}: {_one_line(exc)}")
+            errors.append(f"{label}: {one_line(exc)}")
             continue
         for source in sources:
             if stopping():
@@ -95,7 +96,7 @@ def sync(ctx: Context) -> Counts:
                 since = ingest.first_sync_start(ctx, source, name)
                 stats = ingest.run(ctx.sessions, source, name, since=since)
             except Exception as exc:  # logged and counted; the other sources still run
-                errors.append(f"{source.name}: {_one_line(exc)}")
+                errors.append(f"{source.name}: {one_line(exc)}")
                 continue
             counts["sources"] += 1
             counts["items"] += stats.items
@@ -186,16 +187,7 @@ def themes(ctx: Context) -> Counts:
     with ctx.sessions() as session:
         oldest = before_first_digest(session)  # the first digest covers everything stored
     run = th.run_for_context(ctx, min(since, oldest) if oldest else since)
-    counts = {
-        "pending": run.pending,
-        "assigned": run.assigned,
-        "new_themes": run.new_themes,
-        "merged": run.merged,
-        "left_over": run.left_over,
-        "failed": run.failed,
-        "calls": run.calls,
-        "input_tokens": run.input_tokens,
-    }
+    counts = runs.counts_of(run)
     if run.failed:
         raise JobFailed(f"{run.failed} items not themed (a model call failed)", counts)
     return counts
@@ -206,15 +198,7 @@ def duplicates(ctx: Context) -> Counts:
     from triage.analysis.duplicates import run as dups
 
     run = dups.run_for_context(ctx)
-    counts = {
-        "open_items": run.open_items,
-        "embedded": run.embedded,
-        "candidates": run.candidates,
-        "judged": run.judged,
-        "linked": run.linked,
-        "failed": run.failed,
-        "calls": run.calls,
-    }
+    counts = runs.counts_of(run)
     if run.failed:
         raise JobFailed(f"{run.failed} candidate pairs could not be judged", counts)
     return counts
@@ -313,13 +297,13 @@ def tick(ctx: Context, seconds: float = 1.0) -> Counts:
     return {"ticks": 1, "steps": steps}
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (
-        text[0]
-        if text and isinstance(exc, TriageError)
-        else f"{type(exc).__name__}: " + (text[0] if text else "")
-    )
+def one_line(exc: BaseException) -> str:
+    """An error as the one line a run records: our own errors as said, others named by type."""
+    lines = str(exc).strip().splitlines()
+    text = lines[0] if lines else ""
+    if not isinstance(exc, TriageError | JobFailed | JobSkipped):
+        text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return redact(text)
 
 
 JOBS: dict[str, JobSpec] = {

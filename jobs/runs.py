@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
@@ -37,6 +38,26 @@ def finish(
             .where(JobRun.id == run_id)
             .values(finished_at=utcnow(), outcome=outcome, counts=counts or {}, error=error)
         )
+
+
+def counts_of(result: Any) -> dict[str, int]:
+    """A run's dataclass (DuplicateRun, ThemeRun) as job_runs counts: its numbers, not its rows.
+
+    Every int field goes in, so a field a stage adds later (e.g. duplicates' `searched`) is
+    recorded by the daemon and a one-off command alike; lists such as the new links stay out.
+    """
+    return {
+        f.name: getattr(result, f.name)
+        for f in dataclasses.fields(result)
+        if isinstance(getattr(result, f.name), int)  # bools too: ThemeRun.skipped
+    }
+
+
+def took_seconds(run: JobRun) -> float | None:
+    """How long a finished run took; None while it runs."""
+    if run.finished_at is None or run.outcome == RUNNING:
+        return None
+    return round((run.finished_at - run.started_at).total_seconds(), 3)
 
 
 def interrupt(sessions: sessionmaker[Session], run_ids: Iterable[int], why: str) -> None:

@@ -23,8 +23,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from jobs.registry import Counts, JobFailed, JobSkipped, analyze_counts, stopping
-from jobs.registry import _one_line as one_line
+from jobs.registry import Counts, JobFailed, JobSkipped, analyze_counts, one_line, stopping
 from triage.context import Context
 from triage.db import claims
 from triage.db.claims import Claim, Planned, StaleClaim

@@ -39,6 +39,7 @@ def job_status(ctx: Context) -> dict[str, dict[str, Any]]:
         entry.update(
             started_at=run.started_at.isoformat() if run else None,
             finished_at=run.finished_at.isoformat() if run and run.finished_at else None,
+            took_seconds=runs.took_seconds(run) if run else None,
             outcome=run.outcome if run else None,
             error=run.error if run else None,
             counts=run.counts if run else {},

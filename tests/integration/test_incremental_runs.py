@@ -3,29 +3,41 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.fakes.corpus import PROBLEMS, batch
-from tests.integration.test_duplicates import add, corpus, links, local_ctx  # noqa: F401
-from tests.integration.test_themes_offline import (  # noqa: F401
-    DAY1,
-    EPOCH,
-    assignments,
-    problem_of,
-    sessions,
-)
+from tests.integration.test_duplicates import add, corpus, links
+from tests.integration.test_themes_offline import DAY1, EPOCH, assignments, problem_of
 from triage import export
 from triage.analysis.duplicates import run as dups
 from triage.analysis.themes import local as themes_local
 from triage.analysis.themes import run as th
+from triage.config import Config, Secrets
 from triage.context import Context
+from triage.db import migrate, store
 from triage.db import related as stored
-from triage.db import store
-from triage.db.schema import Item
 from triage.db.engine import transaction
+from triage.db.schema import Item
+
+
+@pytest.fixture
+def local_ctx(db_url: str) -> Iterator[Context]:
+    """SQLite, and PostgreSQL when TRIAGE_TEST_POSTGRES_URL is set."""
+    config = Config.model_validate({"database": {"url": db_url}, "llm": {"provider": "local"}})
+    ctx = Context(config, Secrets())
+    migrate.upgrade(ctx.engine)
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def sessions(local_ctx: Context) -> sessionmaker[Session]:
+    return local_ctx.sessions
 
 
 def related(ctx: Context) -> dict[str, list[str]]:

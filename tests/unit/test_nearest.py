@@ -31,8 +31,16 @@ def test_word_vectors_narrowed_by_heavy_words_find_the_nearest_report() -> None:
     narrowed = nearest.search(matrix, 5, 0.15, exact_pairs=0)
     assert agreement(narrowed, exact) >= 0.95
     # Similarities are exact whichever way a pair was found.
-    pairs = dict(zip(zip(exact.rows.tolist(), exact.cols.tolist()), exact.sims.tolist()))
-    for r, c, s in zip(narrowed.rows.tolist(), narrowed.cols.tolist(), narrowed.sims.tolist()):
+    pairs = dict(
+        zip(
+            zip(exact.rows.tolist(), exact.cols.tolist(), strict=True),
+            exact.sims.tolist(),
+            strict=False,
+        )
+    )
+    for r, c, s in zip(
+        narrowed.rows.tolist(), narrowed.cols.tolist(), narrowed.sims.tolist(), strict=True
+    ):
         if (r, c) in pairs:
             assert abs(pairs[(r, c)] - s) < 1e-4
 
@@ -45,7 +53,7 @@ def test_embeddings_narrowed_by_groups_find_the_nearest_row() -> None:
     exact = nearest.search(matrix, 3, 0.0)
     narrowed = nearest.search(matrix, 3, 0.0, exact_pairs=0)
     assert agreement(narrowed, exact) >= 0.9
-    assert not set(zip(narrowed.rows.tolist(), narrowed.cols.tolist())) & {
+    assert not set(zip(narrowed.rows.tolist(), narrowed.cols.tolist(), strict=True)) & {
         (r, r) for r in range(3000)
     }
 

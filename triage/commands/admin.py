@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from triage import shipped
 from triage.commands.common import console, runtime
+from triage.commands.run_summary import PHRASES, summary, took
 from triage.config import config_path
 from triage.db import migrate, store
 from triage.db.schema import Analysis, Item, JobRun, LLMCall
@@ -195,7 +196,9 @@ def status(
             f" ~${s['cost_usd']:.4f}"
         )
     if data["jobs"]:
-        jobs = Table("job", "schedule", "last run (UTC)", "outcome", "next run (UTC)", "error")
+        jobs = Table(
+            "job", "schedule", "last run (UTC)", "outcome", "took", "next run (UTC)", "error"
+        )
         for name, run in data["jobs"].items():
             # Texts name config sections ("[schedule] themes = off"): not rich markup.
             jobs.add_row(
@@ -203,10 +206,15 @@ def status(
                 escape(run.get("schedule") or "-"),
                 _seconds(run["started_at"]) if run["started_at"] else "never",
                 run["outcome"] or "-",
+                took(run.get("took_seconds")),
                 escape(f"off: {run['off']}") if run.get("off") else _seconds(run.get("next_run")),
                 escape(run["error"] or ""),
             )
         console.print(jobs)
+        for name in PHRASES:
+            line = summary(name, data["jobs"].get(name, {}))
+            if line is not None:
+                console.print(line, markup=False, highlight=False)
     for u in data["units_in_flight"]:
         console.print(
             f"in flight: {u['job']} {u['unit']} on {u['replica']} (attempt {u['attempt']},"

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Annotated
 
 import typer
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 from sqlalchemy import select
 
+from jobs import runs
 from triage.analysis.themes import run as th
-from triage.commands.common import console, runtime
+from triage.commands.common import console, err_console, runtime
+from triage.commands.recorded import recorded
 from triage.context import Context
 from triage.db import store
 from triage.db.schema import Theme
@@ -22,6 +27,36 @@ ProviderOpt = Annotated[
     str | None,
     typer.Option("--provider", help="gemini | local | openai (default: [llm] provider)"),
 ]
+
+
+STAGE_NAMES = {
+    "vectors": "reading new text",
+    "neighbours": "looking for neighbours",
+    "judging": "judging pairs",
+    "themes": "theming",
+}
+
+
+@contextmanager
+def stages(job: str) -> Iterator[Callable[[str, int, int], None]]:
+    """A progress bar per stage of a long run (on stderr; gone when the run ends)."""
+    progress = Progress(
+        TextColumn(f"[bold]{job}[/]: {{task.description}}"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    )
+    tasks: dict[str, TaskID] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = progress.add_task(STAGE_NAMES.get(stage, stage), total=total)
+        progress.update(tasks[stage], completed=done, total=total)
+
+    with progress:
+        yield update
 
 
 def themes(
@@ -39,7 +74,12 @@ def themes(
     spec = window or tctx.config.themes.window
     length = parse_window(spec)
     since = store.utcnow() - length
-    result = th.run_for_context(tctx, since, provider)
+    tctx.provider(provider)  # an unknown provider is a usage error, not a failed run
+    with recorded(tctx, "themes") as rec, stages("themes") as progress:
+        result = th.run_for_context(tctx, since, provider, progress)
+        rec.counts = runs.counts_of(result)
+        if result.failed:
+            rec.failed = f"{result.failed} items not themed (a model call failed)"
     if result.pending == 0:
         with tctx.sessions() as session:
             empty = not active_since(session, since)
@@ -94,7 +134,12 @@ def duplicates(ctx: typer.Context, provider: ProviderOpt = None) -> None:
     from triage.analysis.duplicates import run as dups  # numpy/scikit-learn: only when used
 
     tctx = runtime(ctx).context()
-    result = dups.run_for_context(tctx, provider)
+    tctx.provider(provider)  # an unknown provider is a usage error, not a failed run
+    with recorded(tctx, "duplicates") as rec, stages("duplicates") as progress:
+        result = dups.run_for_context(tctx, provider, progress)
+        rec.counts = runs.counts_of(result)
+        if result.failed:
+            rec.failed = f"{result.failed} candidate pairs could not be judged"
     embedded = (
         f", {result.embedded} embedded ({result.reused} unchanged vectors reused)"
         if result.embedded or result.reused
