@@ -5,10 +5,10 @@ Items are made-up reports of N distinct problems on GitHub and Stack Overflow
 (tests/fakes/corpus.py); purity is the share of themed items whose theme's main problem is
 their own.
 
-Then offline themes and duplicates alone (no database) on 5,000 and 50,000 made-up items, with
-seconds and peak traced memory, and the NLBSE'24 figures of bench/themes_nlbse.py.
+Then the NLBSE'24 figures of bench/themes_nlbse.py. Larger collections (to 200,000 items, wall
+time and peak memory of the shipped commands) are bench/scale.py's.
 
-    python bench/themes.py [--items 5000] [--problems 250] [--new 500] [--scale 5000,50000]
+    python bench/themes.py [--items 5000] [--problems 250] [--new 500]
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import argparse
 import sys
 import tempfile
 import time
-import tracemalloc
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -121,45 +120,8 @@ def duplicates(label: str, ctx: Context, provider: str) -> None:
     )
 
 
-def scale(sizes: list[int]) -> None:
-    """Offline themes and duplicates on `n` items each: seconds and peak traced memory."""
-    from triage.analysis.duplicates import local as dup_local
-    from triage.analysis.duplicates.model import DupDoc
-    from triage.analysis.themes import local as theme_local
-    from triage.analysis.themes.model import ThemeDoc
-
-    for n in sizes:
-        items = make_items(synthetic_problems(max(50, n // 20), seed=3), n, seed=3, first=1)
-        docs = [ThemeDoc(i.key, i.source, i.title, "", i.body, "", i.created_at) for i in items]
-        tracemalloc.start()
-        t0 = time.perf_counter()
-        plan = theme_local.plan_local(docs, [], 2)
-        seconds = time.perf_counter() - t0
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-        print(
-            f"offline themes, {n:,} items: {seconds:.1f} s, peak {peak / 2**20:.0f} MiB,"
-            f" {len(plan.new)} themes, {len(plan.assign) / n:.0%} themed"
-        )
-        dups = [DupDoc(d.key, d.source, d.title, "", d.body, "") for d in docs]
-        tracemalloc.start()
-        t0 = time.perf_counter()
-        space = dup_local.tfidf_space(dups)
-        near = dup_local.nearest(space.matrix, 5)
-        links = dup_local.judge_offline(dup_local.offline_candidates(space, dups, near)).links
-        seconds = time.perf_counter() - t0
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-        kept = sum(x.confidence >= 0.7 for x in links)
-        print(
-            f"offline duplicates, {n:,} items: {seconds:.1f} s, peak {peak / 2**20:.0f} MiB,"
-            f" {len(links):,} candidates, {kept:,} links"
-        )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", default="5000,50000", help="sizes for the scale runs")
     parser.add_argument("--items", type=int, default=5000)
     parser.add_argument("--problems", type=int, default=250)
     parser.add_argument("--new", type=int, default=500)
@@ -198,7 +160,6 @@ def main() -> None:
             print(f"  duplicate judgements: {n} calls, {tokens:,} prompt tokens")
             duplicates("gemini duplicates (fake), re-run", ctx, "gemini")
             ctx.close()
-    scale([int(n) for n in args.scale.split(",") if n])
     import themes_nlbse
 
     themes_nlbse.report()
