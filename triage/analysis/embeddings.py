@@ -13,7 +13,8 @@ import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
 from triage.analysis import vectors
-from triage.analysis.item_vectors import ItemText, Maker, Ref, Templates, ensure, load_dense
+from triage.analysis.item_refs import ItemText, Ref
+from triage.analysis.item_vectors import Maker, Templates, ensure, load_dense
 from triage.db.llm_calls import Budget
 from triage.providers.base import Embedder
 from triage.providers.calls import CallRecord

@@ -12,7 +12,6 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
 
 import numpy as np
 from scipy import sparse
@@ -21,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from triage import boilerplate
 from triage.analysis import words
+from triage.analysis.item_refs import ItemText, Progress, Ref
 from triage.analysis.summaries import summaries
 from triage.db.engine import transaction
 from triage.db.llm_calls import record_calls
@@ -34,43 +34,6 @@ WORDS_THEMES = "words:themes-1"  # code and URLs left out
 TEMPLATE_SAMPLE = 5000  # a scope's template is learned from its newest items, this many
 READ_CHUNK = 2000  # items read (and their vectors made) at a time
 KEYS_PER_QUERY = 900  # keys per IN (...), under SQLite's parameter limit
-
-# (stage, done, total): a command draws it as a progress bar.
-Progress = Callable[[str, int, int], None]
-
-
-class Ref(Protocol):
-    """What says whether an item's stored vector is for its current text."""
-
-    @property
-    def key(self) -> str: ...
-    @property
-    def content_hash(self) -> str: ...
-
-
-@dataclass(frozen=True)
-class ItemRef:
-    """An item's identity and the hash of its current text."""
-
-    key: str
-    source: str
-    content_hash: str
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class ItemText:
-    """An item's text as vectors and judges see it."""
-
-    key: str
-    source: str
-    title: str
-    summary: str
-    body: str  # as written
-    stripped: str  # without its source's template
-    content_hash: str
-    created_at: datetime
-
 
 # Makes the stored form of some items' vectors, and says what the calls for them cost.
 Maker = Callable[[list[ItemText]], tuple[list[bytes], list[CallRecord]]]

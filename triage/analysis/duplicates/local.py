@@ -14,7 +14,7 @@ import numpy as np
 
 from triage.analysis import phrases, vectors, words
 from triage.analysis.duplicates.model import Candidate, Judged, Link
-from triage.analysis.item_vectors import ItemText
+from triage.analysis.item_refs import ItemText
 
 # TF-IDF cosines run lower than embedding ones: candidates and neighbours start here.
 MIN_SIMILARITY = 0.15

@@ -31,7 +31,8 @@ from triage.analysis.duplicates.model import (
     Link,
 )
 from triage.analysis.embeddings import EMBED_BATCH, ModelEmbedder, Vectoriser, embed_maker
-from triage.analysis.item_vectors import ItemRef, ItemText, Progress, Templates
+from triage.analysis.item_refs import ItemRef, ItemText, Progress
+from triage.analysis.item_vectors import Templates
 from triage.context import Context
 from triage.db import related, store
 from triage.db.engine import transaction
@@ -43,6 +44,7 @@ from triage.providers.base import Embedder, JsonModel
 
 SPACE_CURSOR = "duplicates:space"  # which vectors the stored neighbours were found with
 JUDGE_CHUNK = 1000  # candidate pairs read, judged and stored at a time
+LINKS_SHOWN = 100  # the surest new links a run returns (all are stored)
 
 
 @dataclass
@@ -57,7 +59,7 @@ class DuplicateRun:
     linked: int = 0
     failed: int = 0
     calls: int = 0
-    links: list[Link] = field(default_factory=list)
+    links: list[Link] = field(default_factory=list)  # the surest new ones (LINKS_SHOWN)
 
 
 def open_refs(session: Session) -> list[ItemRef]:
@@ -341,7 +343,9 @@ def run_duplicates(
             run.linked += save_links(session, keep, provider, model, now)
             record_calls(session, judged.calls, now)
         run.calls += len(judged.calls)
-        run.links += keep
+        # Every link is stored; the run keeps only the surest to show (690,000 links of a
+        # first run over 200,000 items would otherwise be held to the end).
+        run.links = sorted(run.links + keep, key=lambda link: -link.confidence)[:LINKS_SHOWN]
         if judged.exhausted is not None:
             exhausted = judged.exhausted
             failed += len(pairs) - start - len(chunk)
@@ -352,7 +356,6 @@ def run_duplicates(
     if not failed and exhausted is None:
         with transaction(sessions) as session:
             store.set_cursor(session, run_cursor, considered.isoformat())
-    run.links.sort(key=lambda link: -link.confidence)
     if exhausted is not None:
         raise exhausted  # links found so far are stored; the rest waits for the budget
     return run

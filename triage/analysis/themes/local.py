@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from triage import boilerplate
 from triage.analysis import item_vectors, phrases, vectors, words
 from triage.analysis.embeddings import Vectoriser, embed_all
-from triage.analysis.item_vectors import Ref, Templates
+from triage.analysis.item_refs import Ref
+from triage.analysis.item_vectors import Templates
 from triage.analysis.themes.model import ExistingTheme, NewTheme, ThemeDoc, ThemePlan
 
 ASSIGN_SIMILARITY = 0.2  # an item joins a theme (existing or just found) this close to it

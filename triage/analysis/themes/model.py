@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from triage.analysis.item_vectors import ItemRef
+from triage.analysis.item_refs import ItemRef
 from triage.errors import TriageError
 from triage.providers.calls import CallRecord
 

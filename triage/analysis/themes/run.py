@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from triage.analysis.item_vectors import ItemRef, Progress
+from triage.analysis.item_refs import ItemRef, Progress
 from triage.analysis.summaries import summaries
 from triage.analysis.themes.model import ExistingTheme, ThemeDoc, ThemePlan, Themer
 from triage.context import Context
