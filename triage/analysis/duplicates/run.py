@@ -44,6 +44,7 @@ from triage.providers.base import Embedder, JsonModel
 
 SPACE_CURSOR = "duplicates:space"  # which vectors the stored neighbours were found with
 JUDGE_CHUNK = 1000  # candidate pairs read, judged and stored at a time
+KNOWN_BY_KEY = 20_000  # up to this many items, their stored links are looked up by key
 LINKS_SHOWN = 100  # the surest new links a run returns (all are stored)
 
 
@@ -105,8 +106,19 @@ def save_links(
     return len(session.execute(stmt, rows).all())
 
 
-def known_pairs(session: Session) -> set[tuple[str, str]]:
-    return {(a, b) for a, b in session.execute(select(Duplicate.key_a, Duplicate.key_b))}
+def known_pairs(session: Session, keys: Sequence[str]) -> set[tuple[str, str]]:
+    """Stored links with one of these items (all of them when nearly every item is asked)."""
+    if len(keys) > KNOWN_BY_KEY:
+        return {(a, b) for a, b in session.execute(select(Duplicate.key_a, Duplicate.key_b))}
+    out: set[tuple[str, str]] = set()
+    for chunk in item_vectors.chunks(keys):
+        rows = session.execute(
+            select(Duplicate.key_a, Duplicate.key_b).where(
+                Duplicate.key_a.in_(list(chunk)) | Duplicate.key_b.in_(list(chunk))
+            )
+        )
+        out.update((a, b) for a, b in rows)
+    return out
 
 
 # -- neighbours ----------------------------------------------------------------------------
@@ -293,16 +305,18 @@ def run_duplicates(
     with transaction(sessions) as session:
         lists, changed = _update_lists(session, keys, found, rows, k)
         searched = {int(r) for r in rows}
+        touched = searched | changed
         if last is None:
             related.clear(session)
         related.drop_not_open(session)
         related.replace(
             session,
-            {keys[r]: [(keys[c], sim) for c, sim in lists[r]] for r in searched | changed},
+            {keys[r]: [(keys[c], sim) for c, sim in lists[r]] for r in touched},
             cleared=last is None,
         )
         store.set_cursor(session, SPACE_CURSOR, space)
-        known = known_pairs(session)
+        # Every candidate pair has a searched item.
+        known = known_pairs(session, [keys[r] for r in sorted(searched)])
     del found
     every = _pairs(keys, lists, searched, changed, candidate_floor)
     pairs = [p for p in every if (keys[p.a], keys[p.b]) not in known]
