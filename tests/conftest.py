@@ -12,6 +12,8 @@ import structlog
 from sqlalchemy import Engine, create_engine, text
 
 from tests.fakes.gemini import FakeGemini
+from triage.config import Config, Secrets
+from triage.context import Context
 from triage.db import migrate
 from triage.db.engine import make_engine
 
@@ -75,6 +77,16 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'triage.db'}"
     return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def local_ctx(db_url: str) -> Iterator[Context]:
+    """A migrated database with the local provider: SQLite, and PostgreSQL when configured."""
+    config = Config.model_validate({"database": {"url": db_url}, "llm": {"provider": "local"}})
+    ctx = Context(config, Secrets())
+    migrate.upgrade(ctx.engine)
+    yield ctx
+    ctx.close()
 
 
 @pytest.fixture

@@ -15,9 +15,8 @@ from tests.analysis_support import make_ctx
 from tests.fakes.corpus import PROBLEMS, batch
 from tests.fakes.gemini import FakeGemini
 from triage.analysis.duplicates import run as dups
-from triage.config import Config, Secrets
 from triage.context import Context
-from triage.db import migrate, store
+from triage.db import store
 from triage.db.engine import transaction
 from triage.db.schema import Duplicate, Embedding, Item, LLMCall
 from triage.errors import BudgetExhausted, ConfigError
@@ -68,16 +67,6 @@ def add(ctx: Context, items: Sequence[ItemIn]) -> None:
 def links(ctx: Context) -> list[Duplicate]:
     with ctx.sessions() as s:
         return list(s.scalars(select(Duplicate).order_by(Duplicate.id)))
-
-
-@pytest.fixture
-def local_ctx(db_url: str) -> Iterator[Context]:
-    """SQLite, and PostgreSQL when TRIAGE_TEST_POSTGRES_URL is set."""
-    config = Config.model_validate({"database": {"url": db_url}, "llm": {"provider": "local"}})
-    ctx = Context(config, Secrets())
-    migrate.upgrade(ctx.engine)
-    yield ctx
-    ctx.close()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -17,22 +16,11 @@ from triage import export
 from triage.analysis.duplicates import run as dups
 from triage.analysis.themes import local as themes_local
 from triage.analysis.themes import run as th
-from triage.config import Config, Secrets
 from triage.context import Context
-from triage.db import migrate, store
 from triage.db import related as stored
+from triage.db import store
 from triage.db.engine import transaction
 from triage.db.schema import Item
-
-
-@pytest.fixture
-def local_ctx(db_url: str) -> Iterator[Context]:
-    """SQLite, and PostgreSQL when TRIAGE_TEST_POSTGRES_URL is set."""
-    config = Config.model_validate({"database": {"url": db_url}, "llm": {"provider": "local"}})
-    ctx = Context(config, Secrets())
-    migrate.upgrade(ctx.engine)
-    yield ctx
-    ctx.close()
 
 
 @pytest.fixture

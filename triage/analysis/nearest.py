@@ -21,7 +21,7 @@ import numpy as np
 from scipy import sparse
 from sklearn.preprocessing import normalize
 
-from triage.analysis.vectors import Matrix
+from triage.analysis.vectors import Matrix, similarities
 
 # Queries x rows scored exactly at most; above this the search narrows first. 1,000 new items
 # against 200,000 (2e8) are still exact, a whole 20,000-item collection (4e8) too.
@@ -96,13 +96,6 @@ def _top(query_rows: np.ndarray, cand: np.ndarray, sims: np.ndarray, k: int, flo
     return Found(rows[keep], cols[keep], picked[keep].astype(np.float32))
 
 
-def _dot(a: Matrix, b: Matrix) -> np.ndarray:
-    product = a @ b.T
-    if sparse.issparse(product):
-        product = product.toarray()
-    return np.asarray(product, dtype=np.float32)
-
-
 def _exact(
     matrix: Matrix, queries: np.ndarray, k: int, floor: float, progress: Progress | None
 ) -> Found:
@@ -113,7 +106,7 @@ def _exact(
     everyone = np.arange(n)
     for start in range(0, len(queries), block):
         chunk = queries[start : start + block]
-        sims = _dot(matrix[chunk], other)
+        sims = similarities(matrix[chunk], other)
         sims[np.arange(len(chunk)), chunk] = -2.0  # an item is not its own neighbour
         cand = np.broadcast_to(everyone, sims.shape)
         parts.append(_top(chunk, cand, sims, k + 1, floor))
@@ -182,7 +175,7 @@ def _by_groups(
     n = matrix.shape[0]
     centres = _centres(matrix, max(2, int(4 * np.sqrt(n))))
     group = _nearest_centre(matrix, centres)
-    near = np.argsort(-_dot(centres, centres), axis=1)[:, :PROBE]
+    near = np.argsort(-similarities(centres, centres), axis=1)[:, :PROBE]
     members = [np.flatnonzero(group == g) for g in range(len(centres))]
     wanted = np.zeros(n, dtype=bool)
     wanted[queries] = True
@@ -194,7 +187,7 @@ def _by_groups(
         cand = np.concatenate([members[h] for h in near[g]])
         for start in range(0, len(mine), max(1, BLOCK_CELLS // max(len(cand), 1))):
             chunk = mine[start : start + BLOCK_CELLS // max(len(cand), 1)]
-            sims = _dot(matrix[chunk], matrix[cand])
+            sims = similarities(matrix[chunk], matrix[cand])
             grid = np.broadcast_to(cand, sims.shape)
             sims = np.where(grid == chunk[:, None], -2.0, sims).astype(np.float32)
             parts.append(_top(chunk, grid, sims, k, floor))
@@ -223,5 +216,7 @@ def _nearest_centre(matrix: np.ndarray, centres: np.ndarray) -> np.ndarray:
     out = np.empty(matrix.shape[0], dtype=np.int64)
     block = max(1, BLOCK_CELLS // max(len(centres), 1))
     for start in range(0, matrix.shape[0], block):
-        out[start : start + block] = _dot(matrix[start : start + block], centres).argmax(axis=1)
+        out[start : start + block] = similarities(matrix[start : start + block], centres).argmax(
+            axis=1
+        )
     return out

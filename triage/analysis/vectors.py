@@ -1,4 +1,4 @@
-"""Text vectors for themes and duplicates: TF-IDF, stored embeddings, nearest neighbours.
+"""Text vectors for themes and duplicates: item text, fitted TF-IDF spaces, centroids.
 
 Every vector handed around here is L2-normalised, so a dot product is a cosine similarity.
 """
@@ -114,35 +114,6 @@ def similarities(a: Matrix, b: Matrix) -> np.ndarray:
     return np.asarray(product, dtype=np.float32)
 
 
-def neighbours(
-    matrix: Matrix,
-    k: int,
-    min_similarity: float,
-    rows: Sequence[int] | None = None,
-    block: int = 1024,
-) -> list[tuple[int, int, float]]:
-    """Each (given) row's `k` nearest other rows with similarity >= `min_similarity`.
-
-    Computed block by block so memory stays at `block` x rows whatever the collection size.
-    """
-    index = list(range(matrix.shape[0])) if rows is None else list(rows)
-    out: list[tuple[int, int, float]] = []
-    for start in range(0, len(index), block):
-        chunk = index[start : start + block]
-        sims = similarities(matrix[chunk], matrix)
-        sims[np.arange(len(chunk)), chunk] = -1.0  # an item is not its own neighbour
-        take = min(k, sims.shape[1] - 1)
-        if take <= 0:
-            break
-        top = np.argpartition(-sims, take - 1, axis=1)[:, :take]
-        for r, i in enumerate(chunk):
-            for j in top[r]:
-                s = float(sims[r, j])
-                if s >= min_similarity:
-                    out.append((i, int(j), s))
-    return out
-
-
 def distinctive_terms(
     space: Tfidf, rows: Sequence[int], n: int = 8, background: np.ndarray | None = None
 ) -> list[str]:
@@ -158,16 +129,6 @@ def distinctive_terms(
     sample = "\n.\n".join(space.texts[r] for r in list(rows)[:50])
     terms = (str(space.terms[i]) for i in order if score[i] > 0)
     return _prefer_phrases((t for t in terms if said(t, sample)), n)
-
-
-def shared_terms(space: Tfidf, a: int, b: int, n: int = 4) -> list[str]:
-    """The terms two rows have in common that weigh most in both (why they look alike)."""
-    va, vb = space.matrix[a], space.matrix[b]
-    both = va.multiply(vb).tocoo()
-    order = np.argsort(-both.data)[: n * 8]
-    terms = (str(space.terms[both.col[i]]) for i in order)
-    ta, tb = space.texts[a], space.texts[b]
-    return _prefer_phrases((t for t in terms if said(t, ta) and said(t, tb)), n)
 
 
 def said(term: str, text: str) -> bool:
@@ -201,14 +162,3 @@ def _prefer_phrases(terms: Iterable[str], n: int) -> list[str]:
 def pack(vector: np.ndarray) -> bytes:
     """A vector as float32 bytes for the embeddings table."""
     return np.asarray(vector, dtype="<f4").tobytes()
-
-
-def unpack(blob: bytes) -> np.ndarray:
-    return np.frombuffer(blob, dtype="<f4").astype(np.float32)
-
-
-def stack(vectors: Sequence[np.ndarray]) -> np.ndarray:
-    """Row-normalised dense matrix of equal-length vectors."""
-    if not vectors:
-        return np.zeros((0, 0), dtype=np.float32)
-    return np.asarray(normalize(np.vstack(vectors).astype(np.float32)), dtype=np.float32)
