@@ -302,6 +302,10 @@ def run_duplicates(
             progress("neighbours", done[0], len(rows))
 
     found = nearest.search(matrix, k, floor, rows, searching)
+    # Offline, the words two items share explain a pair; embeddings explain nothing (a model
+    # judges), so 600 MB of them are let go before judging.
+    words_matrix = matrix if embedder is None else None
+    del matrix
     with transaction(sessions) as session:
         lists, changed = _update_lists(session, keys, found, rows, k)
         searched = {int(r) for r in rows}
@@ -343,8 +347,8 @@ def run_duplicates(
             if a is None or b is None:
                 continue
             shared = (
-                local.shared_words(matrix, p.a, p.b, named[a.key], named[b.key])
-                if embedder is None
+                local.shared_words(words_matrix, p.a, p.b, named[a.key], named[b.key])
+                if words_matrix is not None
                 else []
             )
             candidates.append(Candidate(_doc(a), _doc(b), p.similarity, shared, p.mutual))
